@@ -1,0 +1,309 @@
+/*
+ * shoal.h: the public embedding API of Shoal, a WebAssembly runtime for sandboxed AI inference.
+ *
+ * One header for everything an embedder touches:
+ *   1. values, errors and traps
+ *   2. modules: load, validate, inspect
+ *   3. imports and host functions (with checked access to the caller's memory)
+ *   4. instances: instantiate, call exports, memory, globals, limits
+ *   5. memory providers: who owns the bytes of a linear memory (the zero-copy hook)
+ *   6. WASI preview1
+ *   7. the inference engine (models, sessions, tokenizers, samplers, backends)
+ *
+ * Conventions: functions that can fail return shoal_status (SHOAL_OK == 0) and, when the caller passes a
+ * non-NULL shoal_error, fill it with a human-readable message. The library never calls exit() or abort()
+ * on bad input. Objects are single-threaded unless said otherwise.
+ */
+#ifndef SHOAL_H
+#define SHOAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 1. Values, errors, traps                                                                          */
+/* ------------------------------------------------------------------------------------------------ */
+
+typedef enum shoal_valtype {
+    SHOAL_I32 = 0x7f,
+    SHOAL_I64 = 0x7e,
+    SHOAL_F32 = 0x7d,
+    SHOAL_F64 = 0x7c,
+    SHOAL_V128 = 0x7b, /* not supported yet: modules using it are rejected */
+    SHOAL_FUNCREF = 0x70,
+    SHOAL_EXTERNREF = 0x6f,
+} shoal_valtype;
+
+/* One Wasm value. Floats travel as bit patterns so NaN payloads survive. References are pointers;
+ * NULL is the null reference. A funcref points at an engine-internal function object. */
+typedef union shoal_val {
+    int32_t i32;
+    int64_t i64;
+    uint32_t f32_bits;
+    uint64_t f64_bits;
+    float f32;
+    double f64;
+    void *ref;
+} shoal_val;
+
+typedef enum shoal_status {
+    SHOAL_OK = 0,
+    SHOAL_ERR_MALFORMED,   /* the bytes are not a well-formed Wasm binary */
+    SHOAL_ERR_INVALID,     /* well-formed but fails validation */
+    SHOAL_ERR_UNSUPPORTED, /* a feature Shoal does not implement (e.g. SIMD) */
+    SHOAL_ERR_UNLINKABLE,  /* an import is missing or has the wrong type */
+    SHOAL_ERR_TRAP,        /* execution trapped; shoal_error.trap says why */
+    SHOAL_ERR_EXIT,        /* the guest called proc_exit; shoal_error.exit_code holds the code */
+    SHOAL_ERR_NOMEM,
+    SHOAL_ERR_IO,
+    SHOAL_ERR_ARG,      /* the embedder passed a bad argument (unknown export, wrong arity, ...) */
+    SHOAL_ERR_NOTFOUND, /* a named thing does not exist */
+    SHOAL_ERR_FORMAT,   /* a data file (model, snapshot, ...) is corrupt or of the wrong kind */
+    SHOAL_ERR_DEVICE,   /* a compute device failed or is absent */
+} shoal_status;
+
+typedef enum shoal_trap {
+    SHOAL_TRAP_NONE = 0,
+    SHOAL_TRAP_UNREACHABLE,           /* "unreachable" */
+    SHOAL_TRAP_INT_DIV_ZERO,          /* "integer divide by zero" */
+    SHOAL_TRAP_INT_OVERFLOW,          /* "integer overflow" */
+    SHOAL_TRAP_INVALID_CONVERSION,    /* "invalid conversion to integer" */
+    SHOAL_TRAP_MEMORY_OOB,            /* "out of bounds memory access" */
+    SHOAL_TRAP_TABLE_OOB,             /* "out of bounds table access" */
+    SHOAL_TRAP_UNDEFINED_ELEMENT,     /* "undefined element" (call_indirect index past the table) */
+    SHOAL_TRAP_UNINITIALIZED_ELEMENT, /* "uninitialized element" (call_indirect through null) */
+    SHOAL_TRAP_INDIRECT_TYPE,         /* "indirect call type mismatch" */
+    SHOAL_TRAP_NULL_REFERENCE,        /* "null reference" */
+    SHOAL_TRAP_STACK_EXHAUSTED,       /* "call stack exhausted" */
+    SHOAL_TRAP_FUEL_EXHAUSTED,        /* "fuel exhausted" */
+    SHOAL_TRAP_INTERRUPTED,           /* "interrupted" (timeout or shoal_instance_interrupt) */
+    SHOAL_TRAP_HOST,                  /* a host function trapped; the message says why */
+    SHOAL_TRAP_COUNT
+} shoal_trap;
+
+#define SHOAL_NO_FUNC 0xffffffffu
+
+typedef struct shoal_error {
+    shoal_status status;
+    shoal_trap trap;      /* when status == SHOAL_ERR_TRAP */
+    int32_t exit_code;    /* when status == SHOAL_ERR_EXIT */
+    uint32_t func_index;  /* function that trapped, or SHOAL_NO_FUNC */
+    uint32_t code_offset; /* byte offset in the module of the trapping instruction */
+    char func_name[128];  /* from the name section (or "func[N]"); empty when unknown */
+    char message[512];
+} shoal_error;
+
+/* The spec's wording for a trap ("integer divide by zero", ...). Never NULL. */
+const char *shoal_trap_message(shoal_trap trap);
+const char *shoal_status_name(shoal_status status);
+/* Sets err (if non-NULL) and returns status; printf-style. For use by host code and subsystems. */
+shoal_status shoal_error_set(shoal_error *err, shoal_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 2. Modules                                                                                        */
+/* ------------------------------------------------------------------------------------------------ */
+
+typedef struct shoal_module shoal_module;
+
+/* Decodes, validates and translates a module. The bytes are copied; the caller may free them. A failure
+ * returns SHOAL_ERR_MALFORMED / _INVALID / _UNSUPPORTED with a message naming section, offset and reason. */
+shoal_status shoal_module_load(const uint8_t *bytes, size_t size, shoal_module **out, shoal_error *err);
+shoal_status shoal_module_load_file(const char *path, shoal_module **out, shoal_error *err);
+void shoal_module_free(shoal_module *module);
+
+typedef enum shoal_extern_kind {
+    SHOAL_EXTERN_FUNC = 0,
+    SHOAL_EXTERN_TABLE = 1,
+    SHOAL_EXTERN_MEMORY = 2,
+    SHOAL_EXTERN_GLOBAL = 3,
+} shoal_extern_kind;
+
+typedef struct shoal_functype {
+    uint32_t nparams, nresults;
+    const shoal_valtype *params;  /* valid as long as the module (or function) lives */
+    const shoal_valtype *results;
+} shoal_functype;
+
+typedef struct shoal_extern_desc {
+    const char *module; /* import's module name; NULL for exports. NUL-terminated copies. */
+    const char *name;
+    shoal_extern_kind kind;
+    shoal_functype func;     /* kind == FUNC */
+    shoal_valtype valtype;   /* kind == GLOBAL: value type; kind == TABLE: element type */
+    bool mutable_global;     /* kind == GLOBAL */
+    uint32_t min, max;       /* TABLE / MEMORY limits (memory in 64 KiB pages) */
+    bool has_max;
+} shoal_extern_desc;
+
+uint32_t shoal_module_import_count(const shoal_module *module);
+bool shoal_module_import(const shoal_module *module, uint32_t index, shoal_extern_desc *out);
+uint32_t shoal_module_export_count(const shoal_module *module);
+bool shoal_module_export(const shoal_module *module, uint32_t index, shoal_extern_desc *out);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 3. Imports and host functions                                                                     */
+/* ------------------------------------------------------------------------------------------------ */
+
+typedef struct shoal_instance shoal_instance;
+typedef struct shoal_call shoal_call; /* the context of one host-function call */
+
+/* A host function. args has nparams values, results room for nresults. Return SHOAL_OK, or the result
+ * of shoal_call_trap() / shoal_call_exit() to stop the guest. */
+typedef shoal_status (*shoal_host_fn)(shoal_call *call, const shoal_val *args, shoal_val *results,
+                                      void *user);
+
+/* The caller's memory 0, checked: returns a pointer to [offset, offset+len) or NULL when any byte of it
+ * lies outside the memory's current size (overflow-safe; len 0 at offset == size is allowed). The pointer
+ * stays valid until the guest runs again (memory never moves, but may be shrunk by nothing: Wasm memory
+ * only grows). */
+void *shoal_call_mem(shoal_call *call, uint32_t offset, uint32_t len);
+/* The same for an array: count * elem_size bytes, with overflow checked, and `align` (power of two) on
+ * the guest address (pass 1 for none). */
+void *shoal_call_mem_array(shoal_call *call, uint32_t offset, uint32_t count, uint32_t elem_size,
+                           uint32_t align);
+/* Base and current size of the caller's memory 0 (NULL/0 when it has none). */
+uint8_t *shoal_call_memory(shoal_call *call, uint64_t *size);
+shoal_instance *shoal_call_instance(shoal_call *call);
+/* Stop the guest with a trap (SHOAL_TRAP_HOST) and a message; returns SHOAL_ERR_TRAP. */
+shoal_status shoal_call_trap(shoal_call *call, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Stop the guest as proc_exit does; the embedder sees SHOAL_ERR_EXIT with this code. */
+shoal_status shoal_call_exit(shoal_call *call, int32_t code);
+
+typedef struct shoal_imports shoal_imports;
+
+shoal_imports *shoal_imports_new(void);
+void shoal_imports_free(shoal_imports *imports);
+/* Signature string: parameter letters, ':' , result letters. i=i32 I=i64 f=f32 F=f64 r=funcref e=externref.
+ * Example: "ii:i" is (i32, i32) -> i32; ":" is () -> (); "I:" is (i64) -> (). */
+shoal_status shoal_imports_add_func(shoal_imports *imports, const char *module, const char *name,
+                                    const char *signature, shoal_host_fn fn, void *user, shoal_error *err);
+/* Makes every export of `instance` importable under `module` (the spec's `register`). The instance must
+ * outlive every instance linked against it. */
+shoal_status shoal_imports_add_instance(shoal_imports *imports, const char *module, shoal_instance *instance,
+                                        shoal_error *err);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 5. Memory providers (declared before instances, which take one)                                   */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* A memory provider owns the bytes behind a linear memory. The engine asks for one reservation per memory
+ * covering the whole wasm32 range plus a guard region, so the base never moves; it commits pages as the
+ * memory grows. A compute backend wraps a provider to map the region into a device's address space at
+ * creation and each time it grows (e.g. cudaHostRegister of each committed range): zero copies.
+ * Invariants: reserve returns a page-aligned base, the first initial_bytes readable, writable and zeroed;
+ * commit makes [old_bytes, new_bytes) readable, writable and zeroed without moving the base; release gets
+ * the same base and the sizes last committed. */
+typedef struct shoal_memory_provider {
+    const char *name;
+    void *user;
+    void *(*reserve)(void *user, uint64_t reserve_bytes, uint64_t initial_bytes, shoal_error *err);
+    shoal_status (*commit)(void *user, void *base, uint64_t old_bytes, uint64_t new_bytes, shoal_error *err);
+    void (*release)(void *user, void *base, uint64_t committed_bytes, uint64_t reserve_bytes);
+} shoal_memory_provider;
+
+/* The default provider: mmap(PROT_NONE) reservation, mprotect to commit. */
+const shoal_memory_provider *shoal_host_memory_provider(void);
+/* Bytes the engine reserves for one 32-bit memory: 4 GiB plus the guard region. */
+uint64_t shoal_memory_reserve_bytes(void);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 4. Instances                                                                                      */
+/* ------------------------------------------------------------------------------------------------ */
+
+typedef struct shoal_limits {
+    uint64_t fuel;             /* instructions (roughly: translated operations); 0 = unlimited */
+    uint32_t max_memory_pages; /* cap on every memory of the instance; 0 = 65536 (4 GiB) */
+    uint32_t max_table_elems;  /* cap on table growth; 0 = 10,000,000 */
+    uint32_t max_call_depth;   /* Wasm call depth; 0 = default (10,000) */
+} shoal_limits;
+
+typedef struct shoal_instance_config {
+    shoal_limits limits;
+    const shoal_memory_provider *memory_provider; /* NULL = shoal_host_memory_provider() */
+    void *user;                                   /* returned by shoal_instance_user() */
+} shoal_instance_config;
+
+/* Resolves imports, allocates memories/tables/globals, applies segments and runs the start function.
+ * config may be NULL. On SHOAL_ERR_TRAP during start, *out is still NULL. */
+shoal_status shoal_instantiate(const shoal_module *module, const shoal_imports *imports,
+                               const shoal_instance_config *config, shoal_instance **out, shoal_error *err);
+void shoal_instance_free(shoal_instance *instance);
+const shoal_module *shoal_instance_module(const shoal_instance *instance);
+void *shoal_instance_user(const shoal_instance *instance);
+
+/* Calls an exported function. nargs/nresults must match its type (else SHOAL_ERR_ARG). */
+shoal_status shoal_call_export(shoal_instance *instance, const char *name, const shoal_val *args, uint32_t nargs,
+                               shoal_val *results, uint32_t nresults, shoal_error *err);
+/* The type of an exported function; false if there is none of that name. */
+bool shoal_export_functype(const shoal_instance *instance, const char *name, shoal_functype *out);
+/* Reads an exported global. */
+shoal_status shoal_export_global(const shoal_instance *instance, const char *name, shoal_val *value,
+                                 shoal_valtype *type, shoal_error *err);
+
+/* Memory 0 of the instance (imported or defined): base and current size in bytes. NULL if none. */
+uint8_t *shoal_instance_memory(const shoal_instance *instance, uint64_t *size);
+/* Checked copies in and out of memory 0. */
+shoal_status shoal_instance_memory_read(const shoal_instance *instance, uint64_t offset, void *dst, uint64_t len,
+                                        shoal_error *err);
+shoal_status shoal_instance_memory_write(shoal_instance *instance, uint64_t offset, const void *src, uint64_t len,
+                                         shoal_error *err);
+
+/* Limits. Fuel left is readable after a call; interrupt may be called from another thread or a signal
+ * handler: the guest traps with SHOAL_TRAP_INTERRUPTED at the next loop back-edge or call. */
+void shoal_instance_set_fuel(shoal_instance *instance, uint64_t fuel); /* 0 = unlimited */
+uint64_t shoal_instance_fuel_left(const shoal_instance *instance);
+void shoal_instance_interrupt(shoal_instance *instance);
+void shoal_instance_clear_interrupt(shoal_instance *instance);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 6. WASI preview1 (wasi_snapshot_preview1)                                                         */
+/* ------------------------------------------------------------------------------------------------ */
+
+typedef struct shoal_wasi shoal_wasi;
+
+typedef struct shoal_wasi_preopen {
+    const char *host_path;  /* directory on the host */
+    const char *guest_path; /* name the guest sees (e.g. "/data" or "."); NULL = host_path */
+} shoal_wasi_preopen;
+
+typedef struct shoal_wasi_config {
+    int argc;
+    const char *const *argv; /* argv[0] is the program name the guest sees */
+    int envc;
+    const char *const *envp; /* "KEY=VALUE" strings */
+    int npreopens;
+    const shoal_wasi_preopen *preopens;
+    int stdin_fd, stdout_fd, stderr_fd; /* host fds for guest fds 0,1,2; -1 = closed. Use 0,1,2 normally. */
+} shoal_wasi_config;
+
+shoal_status shoal_wasi_new(const shoal_wasi_config *config, shoal_wasi **out, shoal_error *err);
+void shoal_wasi_free(shoal_wasi *wasi);
+/* Adds every wasi_snapshot_preview1 function to imports (unimplemented ones return ENOSYS). */
+shoal_status shoal_wasi_add_imports(shoal_wasi *wasi, shoal_imports *imports, shoal_error *err);
+/* Runs the module's `_start` (command) or `_initialize` (reactor). Returns SHOAL_OK with *exit_code 0 when
+ * _start returns normally, SHOAL_OK with the code when the guest calls proc_exit, or the trap/error. */
+shoal_status shoal_wasi_run(shoal_wasi *wasi, shoal_instance *instance, int32_t *exit_code, shoal_error *err);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 7. The inference engine                                                                           */
+/* ------------------------------------------------------------------------------------------------ */
+/* SHOAL-LLM-API-BEGIN (owned by the inference engine; see src/llm) */
+/* SHOAL-LLM-API-END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHOAL_H */

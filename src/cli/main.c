@@ -1,0 +1,34 @@
+/* main.c: `shoal <command> ...`, dispatching to one cmd_*.c file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+    {"run", cmd_run, "run a wasm32-wasi module"},
+    {"spec-test", cmd_spec_test, "run the WebAssembly spec test suite (wast2json output)"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: shoal <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n`shoal <command> --help` describes each.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].main(argc - 1, argv + 1);
+    fprintf(stderr, "shoal: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
