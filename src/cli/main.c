@@ -6,6 +6,7 @@
 
 static const cli_command commands[] = {
     {"run", cmd_run, "run a wasm32-wasi module"},
+    {"generate", cmd_generate, "generate text with a Llama-family model"},
     {"spec-test", cmd_spec_test, "run the WebAssembly spec test suite (wast2json output)"},
 };
 
