@@ -243,7 +243,8 @@ static SValType sc_sig_type(char ch) {
 
 /* An instruction whose operands are fixed by its sopcodes.h signature. */
 static shoal_status sc_sig(SCode *c, const char *sig) {
-    const char *colon = strchr(sig, ':');
+    const char *colon = sig;
+    while (*colon != ':') colon++;
     shoal_status st;
     for (const char *p = colon; p > sig;)
         if ((st = sc_pop(c, sc_sig_type(*--p), NULL)) != SHOAL_OK) return st;
