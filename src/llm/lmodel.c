@@ -513,14 +513,11 @@ shoal_status lmodel_load(const char *path, const lmodel_load_opts *opts, lmodel 
         break;
     case KIND_GGUF:
         snprintf(m->format, sizeof m->format, "gguf");
-        /* lload_gguf (llmformats) is wired here once it is on main. */
-        st = shoal_error_set(err, SHOAL_ERR_UNSUPPORTED, "%s: GGUF models are not supported by this build yet", path);
+        st = lload_gguf(m, path, opts, err);
         break;
     case KIND_SAFET:
         snprintf(m->format, sizeof m->format, "safetensors");
-        /* lload_safet (llmformats) is wired here once it is on main. */
-        st = shoal_error_set(err, SHOAL_ERR_UNSUPPORTED, "%s: safetensors models are not supported by this build yet",
-                             path);
+        st = lload_safet(m, path, opts, err);
         break;
     default: st = shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: unknown model format", path);
     }
