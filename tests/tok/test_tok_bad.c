@@ -189,7 +189,7 @@ static void test_json(void **state) {
 
 static void test_vocab_desc(void **state) {
     (void)state;
-    const char *toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81" "a"};
+    const char *toks[] = {"<unk>", "<s>", "</s>", "\xE2\x96\x81\x61"};
     uint32_t lens[] = {5, 3, 4, 4};
     ltok *t = (ltok *)1;
     shoal_error err;
