@@ -35,14 +35,17 @@ static unsigned sval_key(const SInstr *in) { return (in->prefix ? 0x100u : 0u) +
 /* Pass 1: well-formedness                                                                          */
 /* ---------------------------------------------------------------------------------------------- */
 
-static shoal_status sval_wf_body(SVal *v, const SFunc *f, uint8_t **kinds, size_t *cap) {
+static shoal_status sval_wf_body(SVal *v, const SFunc *f, bool last, uint8_t **kinds, size_t *cap) {
     SModule *m = v->m;
     SReader r = {f->code, f->code_end, m->bytes};
     /* Per open block: 0 block/loop/else, 1 an `if` still waiting for its `else`. */
     size_t depth = 0;
     (*kinds)[depth++] = 0;
     while (depth > 0) {
-        if (sr_eof(&r)) return sval_fail(v, SHOAL_ERR_MALFORMED, sr_offset(&r), "END opcode expected");
+        if (sr_eof(&r))
+            /* the spec's wording differs when the body is also the end of the code section */
+            return sval_fail(v, SHOAL_ERR_MALFORMED, sr_offset(&r),
+                             last ? "unexpected end of section or function" : "END opcode expected");
         SInstr in;
         const char *why;
         size_t where;
@@ -89,7 +92,7 @@ shoal_status sval_code_wellformed(SVal *v) {
     shoal_status st = SHOAL_OK;
     for (uint32_t i = m->nfunc_imports; i < m->nfuncs && st == SHOAL_OK; i++) {
         v->func = i;
-        st = sval_wf_body(v, &m->funcs[i], &kinds, &cap);
+        st = sval_wf_body(v, &m->funcs[i], i + 1 == m->nfuncs, &kinds, &cap);
     }
     v->func = SHOAL_NO_FUNC;
     free(kinds);
@@ -243,7 +246,8 @@ static SValType sc_sig_type(char ch) {
 
 /* An instruction whose operands are fixed by its sopcodes.h signature. */
 static shoal_status sc_sig(SCode *c, const char *sig) {
-    const char *colon = strchr(sig, ':');
+    const char *colon = sig;
+    while (*colon != ':') colon++;
     shoal_status st;
     for (const char *p = colon; p > sig;)
         if ((st = sc_pop(c, sc_sig_type(*--p), NULL)) != SHOAL_OK) return st;
@@ -283,8 +287,8 @@ static shoal_status sc_check_imm(SCode *c, const SInstr *in) {
         if (in->a >= m->ntables) return sc_failf(c, "unknown table", in->a);
         break;
     case SIMM_TABLE_INIT:
-        if (in->a >= m->nelems) return sc_failf(c, "unknown elem segment", in->a);
         if (in->b >= m->ntables) return sc_failf(c, "unknown table", in->b);
+        if (in->a >= m->nelems) return sc_failf(c, "unknown elem segment", in->a);
         if (m->elems[in->a].type != m->tables[in->b].elem) return sc_fail(c, "type mismatch");
         break;
     case SIMM_ELEM:
