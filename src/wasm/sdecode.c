@@ -286,7 +286,6 @@ typedef struct SDec {
     SReader r;           /* bounded by the current section */
     shoal_error *err;
     const char *section; /* for messages */
-    size_t module_end;   /* offset of the end of the module */
     uint32_t nfunc_decl; /* entries of the function section */
     bool have_funcs;     /* funcs[] built */
     bool seen_code;
@@ -299,11 +298,9 @@ static shoal_status sdec_fail_at(SDec *d, shoal_status st, size_t offset, const 
                       reason);
 }
 
-/* "unexpected end" when the module ran out, the longer form when only the section did. */
+/* Running out of bytes inside a section (the spec's wording does not care whether the module ended too). */
 static shoal_status sdec_eof(SDec *d) {
-    size_t end = (size_t)(d->r.end - d->r.base);
-    return sdec_fail_at(d, SHOAL_ERR_MALFORMED, sr_offset(&d->r),
-                        end < d->module_end ? "unexpected end of section or function" : "unexpected end");
+    return sdec_fail_at(d, SHOAL_ERR_MALFORMED, sr_offset(&d->r), "unexpected end of section or function");
 }
 
 static shoal_status sdec_leb_fail(SDec *d, SReadError e, size_t at) {
@@ -328,7 +325,8 @@ static shoal_status sdec_count(SDec *d, uint32_t *n) {
     size_t at = sr_offset(&d->r);
     shoal_status st = sdec_u32(d, n);
     if (st != SHOAL_OK) return st;
-    if (*n > sr_left(&d->r)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
+    if (*n > sr_left(&d->r))
+        return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "unexpected end of section or function");
     return SHOAL_OK;
 }
 
@@ -371,10 +369,7 @@ static shoal_status sdec_name(SDec *d, char **out, const uint8_t **raw, uint32_t
     shoal_status st = sdec_u32(d, &len);
     if (st != SHOAL_OK) return st;
     const uint8_t *p;
-    if (!sr_bytes(&d->r, len, &p)) {
-        if ((size_t)(d->r.end - d->r.base) < d->module_end) return sdec_eof(d);
-        return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
-    }
+    if (!sr_bytes(&d->r, len, &p)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
     if (!sdec_utf8_ok(p, len)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "malformed UTF-8 encoding");
     if (raw) *raw = p, *rawlen = len;
     if (out) {
@@ -824,10 +819,7 @@ static shoal_status sdec_data_section(SDec *d) {
         uint32_t len;
         at = sr_offset(&d->r);
         if ((st = sdec_u32(d, &len)) != SHOAL_OK) return st;
-        if (!sr_bytes(&d->r, len, &ds->bytes)) {
-            if ((size_t)(d->r.end - d->r.base) < d->module_end) return sdec_eof(d);
-            return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "unexpected end of section or function");
-        }
+        if (!sr_bytes(&d->r, len, &ds->bytes)) return sdec_eof(d);
         ds->size = len;
     }
     return SHOAL_OK;
@@ -895,7 +887,6 @@ shoal_status smod_decode(SModule *m, const uint8_t *bytes, size_t size, shoal_er
     if (!m->bytes) return smod_error(err, SHOAL_ERR_NOMEM, SHOAL_NO_FUNC, 0, "out of memory");
     if (size) memcpy(m->bytes, bytes, size);
     m->size = size;
-    d.module_end = size;
     d.r.base = d.r.p = m->bytes;
     d.r.end = m->bytes + size;
 
