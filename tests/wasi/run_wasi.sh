@@ -119,6 +119,9 @@ start=$(date +%s)
 run "timeout stops an infinite loop" 124 --timeout 1 "$G/wasi_trap.wasm" loop
 has "timeout: message" "$T/err" "interrupted"
 run "timeout stops a guest blocked in poll_oneoff" 124 --timeout 0.5 "$G/wasi_trap.wasm" sleep
+"$SHOAL" run --timeout 0.5 "$G/wasi_basic.wasm" < <(sleep 4) >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc = 124 ] && pass "timeout stops a guest blocked reading stdin (exit 124)" || fail "timeout on a blocked read: exit $rc"
 elapsed=$(($(date +%s) - start))
 [ $elapsed -lt 20 ] && pass "timeouts took ${elapsed}s" || fail "timeouts took ${elapsed}s"
 run "no limit: 64 MiB of malloc" 0 "$G/wasi_trap.wasm" grow
