@@ -437,6 +437,19 @@ static void test_adversarial(void **state) {
     put(&sec, (const uint8_t[]){0x01, 0x08, 0x02, 0xd0, 0x86, 0x03, 0x7f, 0x01, 0x7e, 0x0b}, 10);
     section(&mod, 10, &sec);
     timed_load(&mod, SHOAL_ERR_MALFORMED, "50001 locals", "too many locals");
+    /* 150000 bodies of 7 bytes, each asking for 50000 locals: 7.5 GB if allowed; the module-wide budget
+     * stops it */
+    mod.n = 0;
+    put(&mod, head, 8);
+    put(&sec, (const uint8_t[]){0x01, 0x60, 0x00, 0x00}, 4);
+    section(&mod, 1, &sec);
+    putu(&sec, 150000);
+    for (int i = 0; i < 150000; i++) put8(&sec, 0x00);
+    section(&mod, 3, &sec);
+    putu(&sec, 150000);
+    for (int i = 0; i < 150000; i++) put(&sec, (const uint8_t[]){0x06, 0x01, 0xd0, 0x86, 0x03, 0x7f, 0x0b}, 7);
+    section(&mod, 10, &sec);
+    timed_load(&mod, SHOAL_ERR_MALFORMED, "150000 x 50000 locals", "too many locals");
     free(sec.p);
     free(mod.p);
     free(code.p);
