@@ -75,6 +75,10 @@ mkdir "$T/files3"
 rc=$?
 [ $rc = 0 ] && [ -f "$T/files3/keep.txt" ] && pass "files: --dir . and relative paths" || fail "files with --dir .: exit $rc"
 
+mkdir "$T/fdops"
+run "fd and path calls beyond libc's common paths" 0 --dir "$T/fdops::/w" "$G/wasi_fdops.wasm" /w
+has "fdops: summary" "$T/out" "fdops: all ok"
+
 # --- escapes ---
 E=$T/esc
 mkdir -p "$E/sandbox/sub" "$E/outside"
