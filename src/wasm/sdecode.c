@@ -19,6 +19,9 @@
 /* Locals per function. The format allows 2^32-1; engines cap it (V8 and wasmtime at 50000) because the
  * interpreter's frame is sized by it. */
 #define SDEC_MAX_LOCALS 50000u
+/* Locals are expanded to one byte each, so a 7-byte body can ask for 50000 bytes. The module as a whole
+ * gets a budget linear in its size, which no compiler output comes near. */
+#define SDEC_LOCALS_BUDGET(size) ((uint64_t)1 << 20 | (uint64_t)(size) * 16)
 /* Parameters and results per function type, as V8 and wasmtime: validation costs each call, block and
  * branch its arity, so an unbounded arity would make validation time quadratic in the module size. */
 #define SDEC_MAX_ARITY 1000u
@@ -289,6 +292,7 @@ typedef struct SDec {
     uint32_t nfunc_decl; /* entries of the function section */
     bool have_funcs;     /* funcs[] built */
     bool seen_code;
+    uint64_t locals_total; /* over all bodies so far, against SDEC_LOCALS_BUDGET */
     const uint8_t *names; /* the "name" custom section's payload, decoded at the end */
     size_t names_size;
 } SDec;
@@ -767,9 +771,11 @@ static shoal_status sdec_code_section(SDec *d) {
             at = sr_offset(&d->r);
             if ((st = sdec_u32(d, &cnt)) != SHOAL_OK) return st;
             total += cnt;
-            if (total > SDEC_MAX_LOCALS) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "too many locals");
+            if (total > SDEC_MAX_LOCALS || d->locals_total + total > SDEC_LOCALS_BUDGET(m->size))
+                return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "too many locals");
             if ((st = sdec_valtype(d, &t)) != SHOAL_OK) return st;
         }
+        d->locals_total += total;
         f->local_types = sdec_calloc((size_t)total, 1);
         if (!f->local_types) return sdec_nomem(d);
         f->nlocals = (uint32_t)total;
