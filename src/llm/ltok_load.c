@@ -58,15 +58,32 @@ static int32_t ltok_rd_i32(const char *p) {
 }
 
 shoal_status ltok_load_llama2c(const char *path, uint32_t vocab_size, ltok **out, shoal_error *err) {
-    char *data = NULL, *arena = NULL;
-    const char **texts = NULL;
-    uint32_t *lens = NULL;
-    float *scores = NULL;
+    char *data = NULL;
     size_t size = 0;
     *out = NULL;
     shoal_status st = ltok_read_file(path, &data, &size, err);
     if (st)
         return st;
+    st = ltok_load_llama2c_mem(data, size, vocab_size, path, out, err);
+    free(data);
+    return st;
+}
+
+shoal_status ltok_load_llama2c_mem(const void *bytes, size_t size, uint32_t vocab_size, const char *path, ltok **out,
+                                   shoal_error *err) {
+    const char *data = bytes;
+    char *arena = NULL;
+    const char **texts = NULL;
+    uint32_t *lens = NULL;
+    float *scores = NULL;
+    shoal_status st;
+    *out = NULL;
+    if (!path)
+        path = "tokenizer.bin";
+    if (!data && size) {
+        st = ltok_err(err, SHOAL_ERR_ARG, "%s: NULL data", path);
+        goto fail;
+    }
     if (vocab_size > LTOK_MAX_TOKENS) {
         st = ltok_err(err, SHOAL_ERR_ARG, "%s: vocabulary size %u is too large", path, (unsigned)vocab_size);
         goto fail;
@@ -170,7 +187,6 @@ shoal_status ltok_load_llama2c(const char *path, uint32_t vocab_size, ltok **out
     };
     st = ltok_from_vocab(&d, out, err);
 fail:
-    free(data);
     free(arena);
     free(texts);
     free(lens);
@@ -226,17 +242,46 @@ static int32_t ltok_hf_lookup(const char *const *texts, const uint32_t *lens, ui
 }
 
 shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err) {
-    char *data = NULL, *cfgdata = NULL, *cfgpath = NULL, *bos_name = NULL, *eos_name = NULL, *marena = NULL;
-    cJSON *root = NULL, *cfg = NULL;
-    const char **texts = NULL, **merges = NULL;
-    uint32_t *lens = NULL, *mlens = NULL;
-    int32_t *types = NULL;
-    size_t size = 0;
+    char *data = NULL, *cfgdata = NULL, *cfgpath = NULL;
+    size_t size = 0, cfgsize = 0;
     *out = NULL;
     shoal_status st = ltok_read_file(path, &data, &size, err);
     if (st)
         return st;
-    root = cJSON_ParseWithLength(data, size);
+    /* BOS/EOS come from tokenizer_config.json when it sits alongside. */
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+    cfgpath = malloc(dirlen + sizeof "tokenizer_config.json");
+    if (!cfgpath) {
+        free(data);
+        return ltok_err(err, SHOAL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(cfgpath, path, dirlen);
+    strcpy(cfgpath + dirlen, "tokenizer_config.json");
+    shoal_error ignored;
+    if (ltok_read_file(cfgpath, &cfgdata, &cfgsize, &ignored) != SHOAL_OK)
+        cfgdata = NULL;
+    st = ltok_load_hf_json_mem(data, size, cfgdata, cfgsize, path, out, err);
+    free(data);
+    free(cfgdata);
+    free(cfgpath);
+    return st;
+}
+
+shoal_status ltok_load_hf_json_mem(const char *data, size_t size, const char *cfgdata, size_t cfgsize,
+                                   const char *path, ltok **out, shoal_error *err) {
+    char *bos_name = NULL, *eos_name = NULL, *marena = NULL;
+    cJSON *root = NULL, *cfg = NULL;
+    const char **texts = NULL, **merges = NULL;
+    uint32_t *lens = NULL, *mlens = NULL;
+    int32_t *types = NULL;
+    shoal_status st;
+    *out = NULL;
+    if (!path)
+        path = "tokenizer.json";
+    if (!data && size)
+        return ltok_err(err, SHOAL_ERR_ARG, "%s: NULL data", path);
+    root = cJSON_ParseWithLength(data ? data : "", size);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         size_t pos = at && at >= data && at <= data + size ? (size_t)(at - data) : 0;
@@ -355,18 +400,8 @@ shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err) {
         k++;
     }
 
-    /* BOS/EOS: tokenizer_config.json when it sits alongside, else the usual Llama 3 names. */
-    const char *slash = strrchr(path, '/');
-    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
-    cfgpath = malloc(dirlen + sizeof "tokenizer_config.json");
-    if (!cfgpath)
-        goto fail;
-    memcpy(cfgpath, path, dirlen);
-    strcpy(cfgpath + dirlen, "tokenizer_config.json");
-    size_t cfgsize;
-    shoal_error ignored;
-    if (ltok_read_file(cfgpath, &cfgdata, &cfgsize, &ignored) == SHOAL_OK &&
-        (cfg = cJSON_ParseWithLength(cfgdata, cfgsize)) != NULL) {
+    /* BOS/EOS: tokenizer_config.json when given, else the usual Llama 3 names. */
+    if (cfgdata && (cfg = cJSON_ParseWithLength(cfgdata, cfgsize)) != NULL) {
         bos_name = ltok_hf_config_token(cfg, "bos_token");
         eos_name = ltok_hf_config_token(cfg, "eos_token");
     }
@@ -398,9 +433,6 @@ fail:
         ltok_err(err, st, "%s: out of memory", path);
     cJSON_Delete(root);
     cJSON_Delete(cfg);
-    free(data);
-    free(cfgdata);
-    free(cfgpath);
     free(bos_name);
     free(eos_name);
     free(texts);
