@@ -358,16 +358,16 @@ static SpfOutcome spf_action(SpfFile *f, const cJSON *cmd, SpfAction *a) {
             o = r == SPV_SKIP ? SPF_SKIPPED : SPF_BROKEN;
             goto done;
         }
-        if (t != ft.params[i]) {
+        if (t != (shoal_valtype)ft.params[i]) {
             snprintf(a->why, sizeof a->why, "argument %u is %s but the parameter is %s", i, spv_type_name(t),
-                     spv_type_name(ft.params[i]));
+                     spv_type_name((shoal_valtype)ft.params[i]));
             o = SPF_BROKEN;
             goto done;
         }
     }
     a->nresults = ft.nresults;
     for (uint32_t i = 0; i < ft.nresults; i++)
-        a->types[i] = ft.results[i];
+        a->types[i] = (shoal_valtype)ft.results[i];
     for (uint32_t i = 0; i < ft.nresults; i++)
         if (a->types[i] == SHOAL_V128) {
             snprintf(a->why, sizeof a->why, "v128 results (SIMD is not supported)");
@@ -680,22 +680,12 @@ static void spf_cmd_register(SpfFile *f, const cJSON *cmd) {
 
 typedef struct SpfPrint {
     const char *name;
-    const char *sig;
-    shoal_functype type;
+    const char *sig; /* parameter letters as shoal_imports_add_func takes them; no results */
 } SpfPrint;
 
-static const shoal_valtype spf_t_i[] = {SHOAL_I32}, spf_t_I[] = {SHOAL_I64}, spf_t_f[] = {SHOAL_F32},
-                           spf_t_F[] = {SHOAL_F64}, spf_t_if[] = {SHOAL_I32, SHOAL_F32},
-                           spf_t_FF[] = {SHOAL_F64, SHOAL_F64};
-
 static const SpfPrint spf_prints[] = {
-    {"print", ":", {0, 0, NULL, NULL}},
-    {"print_i32", "i:", {1, 0, spf_t_i, NULL}},
-    {"print_i64", "I:", {1, 0, spf_t_I, NULL}},
-    {"print_f32", "f:", {1, 0, spf_t_f, NULL}},
-    {"print_f64", "F:", {1, 0, spf_t_F, NULL}},
-    {"print_i32_f32", "if:", {2, 0, spf_t_if, NULL}},
-    {"print_f64_f64", "FF:", {2, 0, spf_t_FF, NULL}},
+    {"print", ":"},         {"print_i32", "i:"},         {"print_i64", "I:"},          {"print_f32", "f:"},
+    {"print_f64", "F:"},    {"print_i32_f32", "if:"},    {"print_f64_f64", "FF:"},
 };
 
 /* The suite only needs these to exist and take the right types; with -v they print as the reference
@@ -706,9 +696,11 @@ static shoal_status spf_print(shoal_call *call, const shoal_val *args, shoal_val
     const SpfFile *f = shoal_instance_user(shoal_call_instance(call));
     if (!f || !f->opt->verbose)
         return SHOAL_OK;
-    for (uint32_t i = 0; i < p->type.nparams; i++) {
+    for (uint32_t i = 0; p->sig[i] != ':'; i++) {
+        static const char letters[] = "iIfF";
+        static const shoal_valtype types[] = {SHOAL_I32, SHOAL_I64, SHOAL_F32, SHOAL_F64};
         char buf[96];
-        spv_format(NULL, p->type.params[i], args[i], buf, sizeof buf);
+        spv_format(NULL, types[strchr(letters, p->sig[i]) - letters], args[i], buf, sizeof buf);
         fprintf(f->opt->out, "%s%s", i ? " " : "", buf);
     }
     fputc('\n', f->opt->out);
@@ -731,7 +723,7 @@ static shoal_status spf_spectest(SpfFile *f, shoal_error *err) {
                                     (void *)&spf_prints[i], err);
         if (st != SHOAL_OK)
             goto fail;
-        items[n++] = (SpwItem){.name = spf_prints[i].name, .kind = SHOAL_EXTERN_FUNC, .func = spf_prints[i].type};
+        items[n++] = (SpwItem){.name = spf_prints[i].name, .kind = SHOAL_EXTERN_FUNC, .sig = spf_prints[i].sig};
     }
     items[n] = (SpwItem){.name = "global_i32", .kind = SHOAL_EXTERN_GLOBAL, .valtype = SHOAL_I32};
     items[n++].init.i32 = 666;
