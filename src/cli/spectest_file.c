@@ -63,6 +63,8 @@ typedef struct SpfFile {
     SpfOwned *owned;
     size_t nowned, capowned;
     SpvRefs refs;
+    int *nul_lines; /* lines of commands whose strings hold an escaped NUL (see spf_find_nul_lines) */
+    size_t nnul_lines;
     struct {
         char reason[160];
         uint64_t count;
@@ -793,6 +795,35 @@ done:
     return buf;
 }
 
+/* The public API takes names as NUL-terminated strings, so a script string with an embedded NUL (names.wast
+ * invokes an export named "\0\1\2...") cannot be passed faithfully: cJSON would hand over its prefix,
+ * which names a different export. cJSON does not report string lengths, so such commands are found in
+ * the raw text: wast2json writes one command per line, each with its "line" number. */
+static void spf_find_nul_lines(SpfFile *f, const char *text, size_t len) {
+    static const char esc[] = "\\u0000";
+    const char *end = text + len;
+    for (const char *p = text; (p = memmem(p, (size_t)(end - p), esc, 6)); p += 6) {
+        size_t backslashes = 0; /* an even count before ours means ours really starts an escape */
+        for (const char *q = p; q > text && q[-1] == '\\'; q--)
+            backslashes++;
+        if (backslashes % 2)
+            continue;
+        const char *bol = p, *eol = memchr(p, '\n', (size_t)(end - p));
+        while (bol > text && bol[-1] != '\n')
+            bol--;
+        if (!eol)
+            eol = end;
+        const char *key = memmem(bol, (size_t)(eol - bol), "\"line\": ", 8);
+        if (!key)
+            continue;
+        int *lines = realloc(f->nul_lines, (f->nnul_lines + 1) * sizeof *lines);
+        if (!lines)
+            return;
+        f->nul_lines = lines;
+        f->nul_lines[f->nnul_lines++] = atoi(key + 8);
+    }
+}
+
 static void spf_command(SpfFile *f, const cJSON *cmd) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(cmd, "type");
     const cJSON *line = cJSON_GetObjectItemCaseSensitive(cmd, "line");
@@ -802,6 +833,11 @@ static void spf_command(SpfFile *f, const cJSON *cmd) {
         spf_fail(f, "malformed command");
         return;
     }
+    for (size_t i = 0; i < f->nnul_lines; i++)
+        if (f->nul_lines[i] == f->p->line && f->p->line) {
+            spf_skip(f, "a name with a NUL byte (the C API takes NUL-terminated names)");
+            return;
+        }
     const char *t = type->valuestring;
     if (!strcmp(t, "module"))
         spf_cmd_module(f, cmd);
@@ -853,6 +889,7 @@ void spf_run_file(const char *json_path, const char *label, const SpfOptions *op
         goto fail;
     }
     root = cJSON_ParseWithLength(text, len);
+    spf_find_nul_lines(&f, text, len);
     const cJSON *commands = cJSON_GetObjectItemCaseSensitive(root, "commands");
     if (!cJSON_IsArray(commands)) {
         spf_fail(&f, "not a wast2json script (no \"commands\" list)");
@@ -883,6 +920,7 @@ fail:
     free(f.mods);
     free(f.owned);
     spv_refs_free(&f.refs);
+    free(f.nul_lines);
     cJSON_Delete(root);
     free(text);
     free(f.dir);
