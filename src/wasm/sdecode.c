@@ -21,7 +21,7 @@
 #define SDEC_MAX_LOCALS 50000u
 /* Locals are expanded to one byte each, so a 7-byte body can ask for 50000 bytes. The module as a whole
  * gets a budget linear in its size, which no compiler output comes near. */
-#define SDEC_LOCALS_BUDGET(size) ((uint64_t)1 << 20 | (uint64_t)(size) * 16)
+#define SDEC_LOCALS_BUDGET(size) (((uint64_t)1 << 20) + (uint64_t)(size) * 16)
 /* Parameters and results per function type, as V8 and wasmtime: validation costs each call, block and
  * branch its arity, so an unbounded arity would make validation time quadratic in the module size. */
 #define SDEC_MAX_ARITY 1000u
@@ -178,7 +178,10 @@ shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *w
     case SIMM_GLOBAL:
     case SIMM_TABLE:
     case SIMM_DATA:
-    case SIMM_ELEM: SDEC_LEB(sr_u32(r, &in->a)); break;
+    case SIMM_ELEM:
+        if (r->p < r->end && *r->p < 0x80) in->a = *r->p++; /* the common one-byte index, inline */
+        else SDEC_LEB(sr_u32(r, &in->a));
+        break;
     case SIMM_BR_TABLE: {
         SDEC_LEB(sr_u32(r, &in->count));
         if (in->count > sr_left(r)) SDEC_FAIL("unexpected end");
@@ -212,7 +215,8 @@ shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *w
         break;
     case SIMM_I32: {
         int32_t v;
-        SDEC_LEB(sr_s32(r, &v));
+        if (r->p < r->end && *r->p < 0x80) v = (int32_t)((uint32_t)*r->p++ << 25) >> 25; /* one byte */
+        else SDEC_LEB(sr_s32(r, &v));
         in->value = (uint32_t)v;
         break;
     }
