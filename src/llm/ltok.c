@@ -115,7 +115,7 @@ int32_t ltok_map_find(const ltok *t, const char *s, size_t n) {
 
 /* ---- construction --------------------------------------------------------------------------------- */
 
-static bool ltok_is_byte_piece(const char *s, uint32_t n, int *byte) {
+bool ltok_is_byte_piece(const char *s, uint32_t n, int *byte) {
     static const char hex[] = "0123456789ABCDEF";
     if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
         return false;

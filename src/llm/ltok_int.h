@@ -90,6 +90,9 @@ void ltok_bpe_free(ltok *t);
 uint32_t ltok_bpe_byte_cp(uint8_t b);
 int ltok_bpe_cp_byte(uint32_t cp);
 
+/* Whether s[0..n) is an SPM byte piece "<0xNN>" (upper-case hex), and which byte. */
+bool ltok_is_byte_piece(const char *s, uint32_t n, int *byte);
+
 /* Decodes one UTF-8 sequence at s[0..n): its length (1..4), or 1 for an invalid or cut byte, with *cp set to
  * 0xFFFFFFFF then. n must be > 0. */
 size_t ltok_utf8_next(const char *s, size_t n, uint32_t *cp);
