@@ -21,6 +21,7 @@ seeds="$build/seeds/$target"
 corpus="$build/corpus/$target"
 artifacts="$build/artifacts"
 mkdir -p "$seeds" "$corpus" "$artifacts"
+[ -d "$src/fuzz/corpus/$target" ] && cp -n "$src/fuzz/corpus/$target"/* "$seeds"/  # committed per-target seeds
 if [ "$target" = fuzz_wasm ] && [ -z "$(ls -A "$seeds")" ]; then
     if compgen -G "$spec/json/*.wasm" >/dev/null; then
         # Small modules only: the fuzzer mutates them better, and a handful of huge ones would dominate.
