@@ -36,8 +36,9 @@ static size_t sval_decl_offset(const SModule *m, shoal_extern_kind kind, uint32_
 
 #define SVAL_MEM_TOO_BIG "memory size must be at most 65536 pages (4GiB)"
 
-/* Checks a constant expression of type `want` (0: any, its type is returned in *got). */
-static shoal_status sval_const(SVal *v, const SConstExpr *e, SValType want, SValType *got) {
+/* Checks a constant expression of type `want`, and completes e->type for global.get (which the decoder
+ * cannot know before the imports are final). */
+static shoal_status sval_const(SVal *v, SConstExpr *e, SValType want) {
     SModule *m = v->m;
     char msg[64];
     if (e->invalid) return sval_fail(v, SHOAL_ERR_INVALID, e->offset, e->invalid);
@@ -52,7 +53,7 @@ static shoal_status sval_const(SVal *v, const SConstExpr *e, SValType want, SVal
         }
         if (m->global_types[e->index].mutable_)
             return sval_fail(v, SHOAL_ERR_INVALID, e->offset, "constant expression required");
-        t = m->global_types[e->index].type;
+        t = e->type = m->global_types[e->index].type;
         break;
     case SCONST_REF_FUNC:
         if (e->index >= m->nfuncs) {
@@ -61,8 +62,7 @@ static shoal_status sval_const(SVal *v, const SConstExpr *e, SValType want, SVal
         }
         break;
     }
-    if (want && t != want) return sval_fail(v, SHOAL_ERR_INVALID, e->offset, "type mismatch");
-    if (got) *got = t;
+    if (t != want) return sval_fail(v, SHOAL_ERR_INVALID, e->offset, "type mismatch");
     return SHOAL_OK;
 }
 
@@ -171,7 +171,7 @@ static shoal_status sval_module(SVal *v_) {
     }
     v.section = "global";
     for (uint32_t i = m->nglobal_imports; i < m->nglobals; i++)
-        if ((st = sval_const(&v, &m->global_inits[i], m->global_types[i].type, NULL)) != SHOAL_OK) return st;
+        if ((st = sval_const(&v, &m->global_inits[i], m->global_types[i].type)) != SHOAL_OK) return st;
     if ((st = sval_exports(&v)) != SHOAL_OK) return st;
     v.section = "start";
     if (m->has_start) {
@@ -185,28 +185,28 @@ static shoal_status sval_module(SVal *v_) {
     }
     v.section = "element";
     for (uint32_t i = 0; i < m->nelems; i++) {
-        const SElem *el = &m->elems[i];
+        SElem *el = &m->elems[i];
         if (el->mode == SSEG_ACTIVE) {
             if (el->table >= m->ntables) {
                 snprintf(msg, sizeof msg, "unknown table %u", el->table);
                 return sval_fail(&v, SHOAL_ERR_INVALID, el->offset.offset, msg);
             }
-            if ((st = sval_const(&v, &el->offset, SHOAL_I32, NULL)) != SHOAL_OK) return st;
+            if ((st = sval_const(&v, &el->offset, SHOAL_I32)) != SHOAL_OK) return st;
             if (m->tables[el->table].elem != el->type)
                 return sval_fail(&v, SHOAL_ERR_INVALID, el->offset.offset, "type mismatch");
         }
         for (uint32_t k = 0; k < el->count; k++)
-            if ((st = sval_const(&v, &el->items[k], el->type, NULL)) != SHOAL_OK) return st;
+            if ((st = sval_const(&v, &el->items[k], el->type)) != SHOAL_OK) return st;
     }
     v.section = "data";
     for (uint32_t i = 0; i < m->ndatas; i++) {
-        const SData *ds = &m->datas[i];
+        SData *ds = &m->datas[i];
         if (ds->mode != SSEG_ACTIVE) continue;
         if (ds->memory >= m->nmems) {
             snprintf(msg, sizeof msg, "unknown memory %u", ds->memory);
             return sval_fail(&v, SHOAL_ERR_INVALID, ds->offset.offset, msg);
         }
-        if ((st = sval_const(&v, &ds->offset, SHOAL_I32, NULL)) != SHOAL_OK) return st;
+        if ((st = sval_const(&v, &ds->offset, SHOAL_I32)) != SHOAL_OK) return st;
     }
     if ((st = sval_declared_refs(&v)) != SHOAL_OK) return st;
     v.section = "code";

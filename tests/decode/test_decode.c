@@ -104,6 +104,7 @@ static void test_structure(void **state) {
     assert_int_equal(m.elems[4].items[1].kind, SCONST_REF_NULL);
     assert_int_equal(m.elems[6].table, 1);
     assert_int_equal(m.elems[6].offset.kind, SCONST_GLOBAL_GET);
+    assert_int_equal(m.elems[6].offset.type, SHOAL_I32); /* completed by the validator */
     assert_int_equal(m.elems[6].items[0].type, SHOAL_EXTERNREF);
     assert_int_equal(m.elems[7].items[0].index, 1);
     /* both functions may be ref.func operands: they appear in segments */
