@@ -71,7 +71,7 @@ static void check_reference(const ltok *t, const char *name) {
     tu_case *c = NULL;
     snprintf(inp, sizeof inp, "vocab/%s.inp", name);
     snprintf(out, sizeof out, "vocab/%s.out", name);
-    size_t n = tu_load_cases(inp, out, &c, &keep);
+    size_t n = tu_load_cases(tu_path(inp), tu_path(out), &c, &keep);
     assert_int_equal(n, 46);
     size_t bad = 0;
     int32_t ids[1024];
