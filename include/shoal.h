@@ -129,10 +129,8 @@ typedef enum shoal_extern_kind {
 
 typedef struct shoal_functype {
     uint32_t nparams, nresults;
-    /* shoal_valtype codes, one byte each (the binary encoding, which the module already holds); valid as
-     * long as the module lives */
-    const uint8_t *params;
-    const uint8_t *results;
+    const shoal_valtype *params;  /* valid as long as the module (or function) lives */
+    const shoal_valtype *results;
 } shoal_functype;
 
 typedef struct shoal_extern_desc {

@@ -124,11 +124,10 @@ void shoal_module_free(shoal_module *module) {
     free(module);
 }
 
-static void functype_desc(const SFuncType *t, shoal_functype *out) {
-    out->nparams = t->nparams;
-    out->nresults = t->nresults;
-    out->params = t->params;
-    out->results = t->results;
+/* The public type of function index fi of m (imports included). */
+static void func_desc(const SModule *m, uint32_t fi, shoal_functype *out) {
+    memset(out, 0, sizeof *out);
+    if (fi < m->nfuncs && m->funcs[fi].type_index < m->ntypes) scomp_public_type(m, m->funcs[fi].type_index, out);
 }
 
 uint32_t shoal_module_import_count(const shoal_module *module) { return module ? module->m.nimports : 0; }
@@ -142,7 +141,7 @@ bool shoal_module_import(const shoal_module *module, uint32_t index, shoal_exter
     out->name = imp->name;
     out->kind = imp->kind;
     switch (imp->kind) {
-    case SHOAL_EXTERN_FUNC: functype_desc(&m->types[imp->type_index], &out->func); break;
+    case SHOAL_EXTERN_FUNC: scomp_public_type(m, imp->type_index, &out->func); break;
     case SHOAL_EXTERN_TABLE:
         out->valtype = imp->table.elem;
         out->min = imp->table.limits.min;
@@ -172,11 +171,7 @@ bool shoal_module_export(const shoal_module *module, uint32_t index, shoal_exter
     out->name = e->name;
     out->kind = e->kind;
     switch (e->kind) {
-    case SHOAL_EXTERN_FUNC: {
-        const SFuncType *t = smod_func_type(m, e->index);
-        if (t) functype_desc(t, &out->func);
-        break;
-    }
+    case SHOAL_EXTERN_FUNC: func_desc(m, e->index, &out->func); break;
     case SHOAL_EXTERN_TABLE:
         out->valtype = m->tables[e->index].elem;
         out->min = m->tables[e->index].limits.min;
@@ -262,7 +257,7 @@ bool shoal_export_functype(const shoal_instance *instance, const char *name, sho
     if (!instance || !name) return false;
     const SExport *e = export_named(instance, name, SHOAL_EXTERN_FUNC);
     if (!e) return false;
-    if (out) functype_desc(instance->funcs[e->index]->type, out);
+    if (out) func_desc(&instance->module->m, e->index, out);
     return true;
 }
 

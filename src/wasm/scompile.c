@@ -1088,7 +1088,52 @@ static shoal_status comp_func(SModule *m, uint32_t fi, const int32_t *H, shoal_e
     return SHOAL_OK;
 }
 
+/* Per-module engine data: canonical types (so call_indirect compares pointers) and the value types of
+ * every function type as the public shoal_valtype arrays that shoal_functype hands out. */
+typedef struct SModExec {
+    const SFuncType **canon;
+    shoal_valtype *vt;
+    size_t *vt_off; /* type t's params start at vt[vt_off[t]], its results follow */
+} SModExec;
+
+static shoal_status modexec_new(SModule *m, shoal_error *err) {
+    SModExec *x = calloc(1, sizeof *x);
+    size_t total = 0;
+    for (uint32_t t = 0; t < m->ntypes; t++) total += (size_t)m->types[t].nparams + m->types[t].nresults;
+    if (x) {
+        x->canon = calloc(m->ntypes + 1, sizeof *x->canon);
+        x->vt = calloc(total + 1, sizeof *x->vt);
+        x->vt_off = calloc(m->ntypes + 1, sizeof *x->vt_off);
+    }
+    if (!x || !x->canon || !x->vt || !x->vt_off) {
+        if (x) {
+            free(x->canon);
+            free(x->vt);
+            free(x->vt_off);
+        }
+        free(x);
+        return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (uint32_t t = 0; t < m->ntypes; t++) {
+        const SFuncType *ft = &m->types[t];
+        x->vt_off[t] = k;
+        for (uint32_t i = 0; i < ft->nparams; i++) x->vt[k++] = (shoal_valtype)ft->params[i];
+        for (uint32_t i = 0; i < ft->nresults; i++) x->vt[k++] = (shoal_valtype)ft->results[i];
+        x->canon[t] = ft;
+        for (uint32_t j = 0; j < t; j++)
+            if (sexec_functype_equal(&m->types[j], ft)) {
+                x->canon[t] = &m->types[j];
+                break;
+            }
+    }
+    m->exec = x;
+    return SHOAL_OK;
+}
+
 shoal_status scomp_module(SModule *m, shoal_error *err) {
+    shoal_status st = modexec_new(m, err);
+    if (st != SHOAL_OK) return st;
     const int32_t *H = sinterp_handlers();
     for (uint32_t i = 0; i < m->nfuncs; i++) {
         if (m->funcs[i].imported) continue;
@@ -1108,6 +1153,14 @@ shoal_status scomp_module(SModule *m, shoal_error *err) {
 }
 
 void scomp_free_module(SModule *m) {
+    SModExec *x = m->exec;
+    if (x) {
+        free(x->canon);
+        free(x->vt);
+        free(x->vt_off);
+        free(x);
+        m->exec = NULL;
+    }
     for (uint32_t i = 0; i < m->nfuncs; i++) {
         code_free(m->funcs[i].compiled);
         m->funcs[i].compiled = NULL;
@@ -1122,9 +1175,16 @@ bool sexec_functype_equal(const SFuncType *a, const SFuncType *b) {
 }
 
 const SFuncType *scomp_canon_type(const SModule *m, uint32_t t) {
-    for (uint32_t j = 0; j < t; j++)
-        if (sexec_functype_equal(&m->types[j], &m->types[t])) return &m->types[j];
-    return &m->types[t];
+    const SModExec *x = m->exec;
+    return x ? x->canon[t] : &m->types[t];
+}
+
+void scomp_public_type(const SModule *m, uint32_t t, shoal_functype *out) {
+    const SModExec *x = m->exec;
+    out->nparams = m->types[t].nparams;
+    out->nresults = m->types[t].nresults;
+    out->params = x ? x->vt + x->vt_off[t] : NULL;
+    out->results = x ? x->vt + x->vt_off[t] + out->nparams : NULL;
 }
 
 uint32_t scomp_wasm_offset(const SCode *c, const uint32_t *ip) {

@@ -154,6 +154,8 @@ shoal_status scomp_module(SModule *m, shoal_error *err);
 void scomp_free_module(SModule *m);
 /* Canonical type pointer of type index t: the first structurally equal type in the module. */
 const SFuncType *scomp_canon_type(const SModule *m, uint32_t t);
+/* Type index t as the public API describes it (arrays live as long as the module). */
+void scomp_public_type(const SModule *m, uint32_t t, shoal_functype *out);
 bool sexec_functype_equal(const SFuncType *a, const SFuncType *b);
 uint32_t scomp_wasm_offset(const SCode *c, const uint32_t *ip);
 

@@ -30,22 +30,6 @@ static inline uint32_t f32_bits(float f) {
     memcpy(&u, &f, 4);
     return u;
 }
-static inline float f32_from(uint32_t u) {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-static inline uint64_t f64_bits(double f) {
-    uint64_t u;
-    memcpy(&u, &f, 8);
-    return u;
-}
-static inline double f64_from(uint64_t u) {
-    double f;
-    memcpy(&f, &u, 8);
-    return f;
-}
-
 /* Wasm min/max: NaN if either is NaN, and -0 < +0. */
 static inline float wf32_min(float a, float b) {
     if (isnan(a) || isnan(b)) return a + b;
@@ -67,6 +51,18 @@ static inline double wf64_max(double a, double b) {
     if (a == b) return signbit(a) ? b : a;
     return a > b ? a : b;
 }
+
+/* libm's rounding functions may return a signalling NaN unchanged; Wasm wants it quieted. */
+#define WROUND(name, type, fn) \
+    static inline type name(type x) { return isnan(x) ? x + x : fn(x); }
+WROUND(wceilf, float, ceilf)
+WROUND(wfloorf, float, floorf)
+WROUND(wtruncf, float, truncf)
+WROUND(wnearestf, float, nearbyintf)
+WROUND(wceil, double, ceil)
+WROUND(wfloor, double, floor)
+WROUND(wtrunc, double, trunc)
+WROUND(wnearest, double, nearbyint)
 
 static inline uint32_t rotl32(uint32_t x, uint32_t n) {
     n &= 31;
@@ -560,10 +556,10 @@ L_memory_fill: {
     /* Sign, abs and copysign are bit operations: they must not touch NaN payloads. */
     UN(f32_abs, S(1).u64 = a.u32 & 0x7fffffffu)
     UN(f32_neg, S(1).u64 = a.u32 ^ 0x80000000u)
-    UN(f32_ceil, S(1).u64 = f32_bits(ceilf(a.f32)))
-    UN(f32_floor, S(1).u64 = f32_bits(floorf(a.f32)))
-    UN(f32_trunc, S(1).u64 = f32_bits(truncf(a.f32)))
-    UN(f32_nearest, S(1).u64 = f32_bits(nearbyintf(a.f32)))
+    UN(f32_ceil, S(1).u64 = f32_bits(wceilf(a.f32)))
+    UN(f32_floor, S(1).u64 = f32_bits(wfloorf(a.f32)))
+    UN(f32_trunc, S(1).u64 = f32_bits(wtruncf(a.f32)))
+    UN(f32_nearest, S(1).u64 = f32_bits(wnearestf(a.f32)))
     UN(f32_sqrt, S(1).u64 = f32_bits(sqrtf(a.f32)))
     BIN(f32_add, S(1).u64 = f32_bits(a.f32 + b.f32))
     BIN(f32_sub, S(1).u64 = f32_bits(a.f32 - b.f32))
@@ -574,10 +570,10 @@ L_memory_fill: {
     BIN(f32_copysign, S(1).u64 = (a.u32 & 0x7fffffffu) | (b.u32 & 0x80000000u))
     UN(f64_abs, S(1).u64 = a.u64 & 0x7fffffffffffffffull)
     UN(f64_neg, S(1).u64 = a.u64 ^ 0x8000000000000000ull)
-    UN(f64_ceil, S(1).f64 = ceil(a.f64))
-    UN(f64_floor, S(1).f64 = floor(a.f64))
-    UN(f64_trunc, S(1).f64 = trunc(a.f64))
-    UN(f64_nearest, S(1).f64 = nearbyint(a.f64))
+    UN(f64_ceil, S(1).f64 = wceil(a.f64))
+    UN(f64_floor, S(1).f64 = wfloor(a.f64))
+    UN(f64_trunc, S(1).f64 = wtrunc(a.f64))
+    UN(f64_nearest, S(1).f64 = wnearest(a.f64))
     UN(f64_sqrt, S(1).f64 = sqrt(a.f64))
     BIN(f64_add, S(1).f64 = a.f64 + b.f64)
     BIN(f64_sub, S(1).f64 = a.f64 - b.f64)
