@@ -132,8 +132,14 @@ shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoa
     const int stdio[3] = {cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd};
     for (int i = 0; i < 3; i++) {
         uint32_t slot;
-        /* Our own duplicate, so a guest's fd_close never closes the embedder's descriptor. */
-        int host = stdio[i] < 0 ? open("/dev/null", O_RDWR | O_CLOEXEC) : fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
+        /* Our own duplicate, so a guest's fd_close never closes the embedder's descriptor. A host fd that
+         * is not open (a CLI started with stdin closed) is treated like -1: a slot that can do nothing. */
+        int closed = stdio[i] < 0;
+        int host = closed ? -1 : fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
+        if (host < 0 && (closed || errno == EBADF)) {
+            closed = 1;
+            host = open("/dev/null", O_RDWR | O_CLOEXEC);
+        }
         struct stat sb;
         if (host < 0 || fstat(host, &sb) < 0) {
             st = shoal_error_set(err, SHOAL_ERR_IO, "wasi: stdio fd %d: %s", stdio[i], strerror(errno));
@@ -146,7 +152,7 @@ shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoa
             st = shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
             goto fail;
         }
-        if (stdio[i] < 0) /* closed: the slot exists (so fds stay numbered) but does nothing */
+        if (closed) /* the slot exists (so fds stay numbered) but does nothing */
             w->fds[slot].rights_base = 0;
     }
     for (int i = 0; i < cfg->npreopens; i++) {
@@ -375,13 +381,13 @@ static shoal_status sw_rw(shoal_call *call, const shoal_val *a, shoal_val *r, sh
         free(iov);
         return SW_RET(SW_EINVAL);
     }
+    /* EINTR is handed to the guest, not retried: it is how `shoal run --timeout` gets a guest blocked on a
+     * full pipe or an idle terminal back into Wasm, where the interrupt stops it. */
     ssize_t got;
-    do {
-        if (positional)
-            got = write ? pwritev(f->host, iov, n, (off_t)a[3].i64) : preadv(f->host, iov, n, (off_t)a[3].i64);
-        else
-            got = write ? writev(f->host, iov, n) : readv(f->host, iov, n);
-    } while (got < 0 && errno == EINTR && write);
+    if (positional)
+        got = write ? pwritev(f->host, iov, n, (off_t)a[3].i64) : preadv(f->host, iov, n, (off_t)a[3].i64);
+    else
+        got = write ? writev(f->host, iov, n) : readv(f->host, iov, n);
     free(iov);
     if (got < 0)
         return SW_RET(errno == EISDIR ? SW_EISDIR : swasi_errno(errno));

@@ -19,6 +19,9 @@
 /* Locals per function. The format allows 2^32-1; engines cap it (V8 and wasmtime at 50000) because the
  * interpreter's frame is sized by it. */
 #define SDEC_MAX_LOCALS 50000u
+/* Locals are expanded to one byte each, so a 7-byte body can ask for 50000 bytes. The module as a whole
+ * gets a budget linear in its size, which no compiler output comes near. */
+#define SDEC_LOCALS_BUDGET(size) (((uint64_t)1 << 20) + (uint64_t)(size) * 16)
 /* Parameters and results per function type, as V8 and wasmtime: validation costs each call, block and
  * branch its arity, so an unbounded arity would make validation time quadratic in the module size. */
 #define SDEC_MAX_ARITY 1000u
@@ -175,7 +178,10 @@ shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *w
     case SIMM_GLOBAL:
     case SIMM_TABLE:
     case SIMM_DATA:
-    case SIMM_ELEM: SDEC_LEB(sr_u32(r, &in->a)); break;
+    case SIMM_ELEM:
+        if (r->p < r->end && *r->p < 0x80) in->a = *r->p++; /* the common one-byte index, inline */
+        else SDEC_LEB(sr_u32(r, &in->a));
+        break;
     case SIMM_BR_TABLE: {
         SDEC_LEB(sr_u32(r, &in->count));
         if (in->count > sr_left(r)) SDEC_FAIL("unexpected end");
@@ -209,7 +215,8 @@ shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *w
         break;
     case SIMM_I32: {
         int32_t v;
-        SDEC_LEB(sr_s32(r, &v));
+        if (r->p < r->end && *r->p < 0x80) v = (int32_t)((uint32_t)*r->p++ << 25) >> 25; /* one byte */
+        else SDEC_LEB(sr_s32(r, &v));
         in->value = (uint32_t)v;
         break;
     }
@@ -286,10 +293,10 @@ typedef struct SDec {
     SReader r;           /* bounded by the current section */
     shoal_error *err;
     const char *section; /* for messages */
-    size_t module_end;   /* offset of the end of the module */
     uint32_t nfunc_decl; /* entries of the function section */
     bool have_funcs;     /* funcs[] built */
     bool seen_code;
+    uint64_t locals_total; /* over all bodies so far, against SDEC_LOCALS_BUDGET */
     const uint8_t *names; /* the "name" custom section's payload, decoded at the end */
     size_t names_size;
 } SDec;
@@ -299,11 +306,9 @@ static shoal_status sdec_fail_at(SDec *d, shoal_status st, size_t offset, const 
                       reason);
 }
 
-/* "unexpected end" when the module ran out, the longer form when only the section did. */
+/* Running out of bytes inside a section (the spec's wording does not care whether the module ended too). */
 static shoal_status sdec_eof(SDec *d) {
-    size_t end = (size_t)(d->r.end - d->r.base);
-    return sdec_fail_at(d, SHOAL_ERR_MALFORMED, sr_offset(&d->r),
-                        end < d->module_end ? "unexpected end of section or function" : "unexpected end");
+    return sdec_fail_at(d, SHOAL_ERR_MALFORMED, sr_offset(&d->r), "unexpected end of section or function");
 }
 
 static shoal_status sdec_leb_fail(SDec *d, SReadError e, size_t at) {
@@ -328,7 +333,8 @@ static shoal_status sdec_count(SDec *d, uint32_t *n) {
     size_t at = sr_offset(&d->r);
     shoal_status st = sdec_u32(d, n);
     if (st != SHOAL_OK) return st;
-    if (*n > sr_left(&d->r)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
+    if (*n > sr_left(&d->r))
+        return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "unexpected end of section or function");
     return SHOAL_OK;
 }
 
@@ -371,10 +377,7 @@ static shoal_status sdec_name(SDec *d, char **out, const uint8_t **raw, uint32_t
     shoal_status st = sdec_u32(d, &len);
     if (st != SHOAL_OK) return st;
     const uint8_t *p;
-    if (!sr_bytes(&d->r, len, &p)) {
-        if ((size_t)(d->r.end - d->r.base) < d->module_end) return sdec_eof(d);
-        return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
-    }
+    if (!sr_bytes(&d->r, len, &p)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
     if (!sdec_utf8_ok(p, len)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "malformed UTF-8 encoding");
     if (raw) *raw = p, *rawlen = len;
     if (out) {
@@ -772,9 +775,11 @@ static shoal_status sdec_code_section(SDec *d) {
             at = sr_offset(&d->r);
             if ((st = sdec_u32(d, &cnt)) != SHOAL_OK) return st;
             total += cnt;
-            if (total > SDEC_MAX_LOCALS) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "too many locals");
+            if (total > SDEC_MAX_LOCALS || d->locals_total + total > SDEC_LOCALS_BUDGET(m->size))
+                return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "too many locals");
             if ((st = sdec_valtype(d, &t)) != SHOAL_OK) return st;
         }
+        d->locals_total += total;
         f->local_types = sdec_calloc((size_t)total, 1);
         if (!f->local_types) return sdec_nomem(d);
         f->nlocals = (uint32_t)total;
@@ -824,10 +829,7 @@ static shoal_status sdec_data_section(SDec *d) {
         uint32_t len;
         at = sr_offset(&d->r);
         if ((st = sdec_u32(d, &len)) != SHOAL_OK) return st;
-        if (!sr_bytes(&d->r, len, &ds->bytes)) {
-            if ((size_t)(d->r.end - d->r.base) < d->module_end) return sdec_eof(d);
-            return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "unexpected end of section or function");
-        }
+        if (!sr_bytes(&d->r, len, &ds->bytes)) return sdec_eof(d);
         ds->size = len;
     }
     return SHOAL_OK;
@@ -895,7 +897,6 @@ shoal_status smod_decode(SModule *m, const uint8_t *bytes, size_t size, shoal_er
     if (!m->bytes) return smod_error(err, SHOAL_ERR_NOMEM, SHOAL_NO_FUNC, 0, "out of memory");
     if (size) memcpy(m->bytes, bytes, size);
     m->size = size;
-    d.module_end = size;
     d.r.base = d.r.p = m->bytes;
     d.r.end = m->bytes + size;
 

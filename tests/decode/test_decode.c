@@ -52,6 +52,80 @@ static void expect(int line, shoal_status want, const char *text, const uint8_t 
 /* type () -> i32 */
 #define TI 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f
 
+
+/* All 8 element encodings, all 3 data encodings, a data count and a name section, decoded into SModule. */
+static const uint8_t segs_wasm[] = {
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x02, 0x0a, 0x01, 0x03,
+    0x65, 0x6e, 0x76, 0x01, 0x67, 0x03, 0x7f, 0x00, 0x03, 0x03, 0x02, 0x00, 0x00, 0x04, 0x07, 0x02, 0x70, 0x00,
+    0x04, 0x6f, 0x00, 0x04, 0x05, 0x03, 0x01, 0x00, 0x01, 0x09, 0x39, 0x08, 0x00, 0x41, 0x00, 0x0b, 0x02, 0x00,
+    0x01, 0x01, 0x00, 0x01, 0x01, 0x02, 0x00, 0x41, 0x01, 0x0b, 0x00, 0x01, 0x00, 0x03, 0x00, 0x01, 0x00, 0x04,
+    0x41, 0x02, 0x0b, 0x02, 0xd2, 0x01, 0x0b, 0xd0, 0x70, 0x0b, 0x05, 0x70, 0x01, 0xd0, 0x70, 0x0b, 0x06, 0x01,
+    0x23, 0x00, 0x0b, 0x6f, 0x01, 0xd0, 0x6f, 0x0b, 0x07, 0x70, 0x01, 0xd2, 0x01, 0x0b, 0x0c, 0x01, 0x03, 0x0a,
+    0x07, 0x02, 0x02, 0x00, 0x0b, 0x02, 0x00, 0x0b, 0x0b, 0x19, 0x03, 0x00, 0x41, 0x08, 0x0b, 0x03, 0x61, 0x62,
+    0x63, 0x01, 0x07, 0x70, 0x61, 0x73, 0x73, 0x69, 0x76, 0x65, 0x02, 0x00, 0x41, 0x10, 0x0b, 0x01, 0x78, 0x00,
+    0x17, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x00, 0x05, 0x04, 0x73, 0x65, 0x67, 0x73, 0x01, 0x09, 0x02, 0x00, 0x02,
+    0x66, 0x30, 0x01, 0x02, 0x66, 0x31,
+};
+
+static void test_structure(void **state) {
+    (void)state;
+    SModule m;
+    memset(&m, 0, sizeof m);
+    shoal_error err;
+    assert_int_equal(smod_decode(&m, segs_wasm, sizeof segs_wasm, &err), SHOAL_OK);
+    if (smod_validate(&m, &err) != SHOAL_OK) fail_msg("%s", err.message);
+    assert_int_equal(m.nimports, 1);
+    assert_string_equal(m.imports[0].module, "env");
+    assert_int_equal(m.imports[0].kind, SHOAL_EXTERN_GLOBAL);
+    assert_int_equal(m.nglobals, 1);
+    assert_int_equal(m.nglobal_imports, 1);
+    assert_int_equal(m.nfuncs, 2);
+    assert_int_equal(m.ntables, 2);
+    assert_int_equal(m.tables[1].elem, SHOAL_EXTERNREF);
+    assert_int_equal(m.nmems, 1);
+    assert_non_null(smod_func_type(&m, 1));
+    assert_null(smod_func_type(&m, 2));
+
+    assert_int_equal(m.nelems, 8);
+    static const SSegMode modes[8] = {SSEG_ACTIVE, SSEG_PASSIVE, SSEG_ACTIVE, SSEG_DECLARATIVE,
+                                      SSEG_ACTIVE, SSEG_PASSIVE, SSEG_ACTIVE, SSEG_DECLARATIVE};
+    static const uint32_t counts[8] = {2, 1, 1, 1, 2, 1, 1, 1};
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(m.elems[i].mode, modes[i]);
+        assert_int_equal(m.elems[i].count, counts[i]);
+        assert_int_equal(m.elems[i].type, i == 6 ? SHOAL_EXTERNREF : SHOAL_FUNCREF);
+    }
+    assert_int_equal(m.elems[0].offset.kind, SCONST_VALUE);
+    assert_int_equal(m.elems[0].offset.bits, 0);
+    assert_int_equal(m.elems[0].items[1].kind, SCONST_REF_FUNC);
+    assert_int_equal(m.elems[0].items[1].index, 1);
+    assert_int_equal(m.elems[2].offset.bits, 1);
+    assert_int_equal(m.elems[4].items[0].kind, SCONST_REF_FUNC);
+    assert_int_equal(m.elems[4].items[1].kind, SCONST_REF_NULL);
+    assert_int_equal(m.elems[6].table, 1);
+    assert_int_equal(m.elems[6].offset.kind, SCONST_GLOBAL_GET);
+    assert_int_equal(m.elems[6].items[0].type, SHOAL_EXTERNREF);
+    assert_int_equal(m.elems[7].items[0].index, 1);
+    /* both functions may be ref.func operands: they appear in segments */
+    assert_int_equal(m.declared_refs[0] & 3, 3);
+
+    assert_true(m.has_data_count);
+    assert_int_equal(m.ndatas, 3);
+    assert_int_equal(m.datas[0].mode, SSEG_ACTIVE);
+    assert_int_equal(m.datas[0].size, 3);
+    assert_memory_equal(m.datas[0].bytes, "abc", 3);
+    assert_int_equal(m.datas[1].mode, SSEG_PASSIVE);
+    assert_memory_equal(m.datas[1].bytes, "passive", 7);
+    assert_int_equal(m.datas[2].offset.bits, 16);
+
+    assert_string_equal(m.module_name, "segs");
+    assert_string_equal(m.funcs[0].name, "f0");
+    assert_string_equal(m.funcs[1].name, "f1");
+    assert_int_equal(m.funcs[1].code[0], 0x0b);
+    smod_free(&m);
+    smod_free(&m); /* freeing twice is harmless: smod_free zeroes the module */
+}
+
 static void test_header(void **state) {
     (void)state;
     MALFORMED("unexpected end", 0x00, 0x61);
@@ -99,7 +173,9 @@ static void test_code_malformed(void **state) {
     (void)state;
     MALFORMED("illegal opcode", HDR, T0, F0, 0x0a, 0x05, 0x01, 0x03, 0x00, 0xff, 0x0b);
     MALFORMED("illegal opcode", HDR, T0, F0, 0x0a, 0x06, 0x01, 0x04, 0x00, 0xfc, 0x12, 0x0b);
-    MALFORMED("END opcode expected", HDR, T0, F0, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x01);
+    MALFORMED("unexpected end of section or function", HDR, T0, F0, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x01);
+    MALFORMED("section code, function 0, offset 0x1a: END opcode expected", HDR, T0, 0x03, 0x03, 0x02, 0x00, 0x00,
+              0x0a, 0x08, 0x02, 0x03, 0x00, 0x41, 0x01, 0x02, 0x00, 0x0b);
     MALFORMED("section size mismatch", HDR, T0, F0, 0x0a, 0x05, 0x01, 0x03, 0x00, 0x0b, 0x01);
     MALFORMED("zero byte expected", HDR, T0, F0, 0x05, 0x03, 0x01, 0x00, 0x01, 0x0a, 0x07, 0x01, 0x05, 0x00,
               0x3f, 0x01, 0x1a, 0x0b);
@@ -107,6 +183,11 @@ static void test_code_malformed(void **state) {
               0x0b, 0x03, 0x01, 0x01, 0x00);
     /* without a data section, data.drop 0 is merely an unknown segment */
     INVALID("unknown data segment 0", HDR, T0, F0, 0x0a, 0x07, 0x01, 0x05, 0x00, 0xfc, 0x09, 0x00, 0x0b);
+    /* a malformed body wins over an invalid earlier body, and over invalid module fields */
+    MALFORMED("illegal opcode", HDR, T0, 0x03, 0x03, 0x02, 0x00, 0x00, 0x0a, 0x0a, 0x02, 0x04, 0x00, 0x42, 0x00,
+              0x0b, 0x03, 0x00, 0xff, 0x0b);
+    MALFORMED("illegal opcode", HDR, T0, F0, 0x05, 0x05, 0x02, 0x00, 0x01, 0x00, 0x01, 0x0a, 0x05, 0x01, 0x03,
+              0x00, 0xff, 0x0b);
     /* else outside if */
     MALFORMED("END opcode expected", HDR, T0, F0, 0x0a, 0x08, 0x01, 0x06, 0x00, 0x02, 0x40, 0x05, 0x0b, 0x0b);
 }
@@ -344,7 +425,7 @@ static void test_adversarial(void **state) {
     put(&mod, head, 8);
     put(&sec, (const uint8_t[]){0xff, 0xff, 0xff, 0xff, 0x0f, 0x60}, 6);
     section(&mod, 1, &sec);
-    timed_load(&mod, SHOAL_ERR_MALFORMED, "2^32-1 types claimed", "length out of bounds");
+    timed_load(&mod, SHOAL_ERR_MALFORMED, "2^32-1 types claimed", "unexpected end");
     /* locals: 50000 is the limit, 50001 too many */
     mod.n = 0;
     put(&mod, head, sizeof head);
@@ -356,6 +437,19 @@ static void test_adversarial(void **state) {
     put(&sec, (const uint8_t[]){0x01, 0x08, 0x02, 0xd0, 0x86, 0x03, 0x7f, 0x01, 0x7e, 0x0b}, 10);
     section(&mod, 10, &sec);
     timed_load(&mod, SHOAL_ERR_MALFORMED, "50001 locals", "too many locals");
+    /* 150000 bodies of 7 bytes, each asking for 50000 locals: 7.5 GB if allowed; the module-wide budget
+     * stops it */
+    mod.n = 0;
+    put(&mod, head, 8);
+    put(&sec, (const uint8_t[]){0x01, 0x60, 0x00, 0x00}, 4);
+    section(&mod, 1, &sec);
+    putu(&sec, 150000);
+    for (int i = 0; i < 150000; i++) put8(&sec, 0x00);
+    section(&mod, 3, &sec);
+    putu(&sec, 150000);
+    for (int i = 0; i < 150000; i++) put(&sec, (const uint8_t[]){0x06, 0x01, 0xd0, 0x86, 0x03, 0x7f, 0x0b}, 7);
+    section(&mod, 10, &sec);
+    timed_load(&mod, SHOAL_ERR_MALFORMED, "150000 x 50000 locals", "too many locals");
     free(sec.p);
     free(mod.p);
     free(code.p);
@@ -363,7 +457,7 @@ static void test_adversarial(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header),        cmocka_unit_test(test_sections),
+        cmocka_unit_test(test_structure),     cmocka_unit_test(test_header),        cmocka_unit_test(test_sections),
         cmocka_unit_test(test_simd),          cmocka_unit_test(test_code_malformed),
         cmocka_unit_test(test_code_invalid),  cmocka_unit_test(test_module_invalid),
         cmocka_unit_test(test_large_module),  cmocka_unit_test(test_adversarial),
