@@ -56,6 +56,7 @@ typedef struct SConstExpr {
 typedef struct SImport {
     char *module, *name; /* NUL-terminated copies (validated UTF-8) */
     uint32_t module_len, name_len; /* their lengths: names may contain NUL bytes */
+    uint32_t offset;               /* of the entry in the module, for messages */
     shoal_extern_kind kind;
     uint32_t type_index;  /* FUNC */
     STableType table;     /* TABLE */
@@ -68,6 +69,7 @@ typedef struct SExport {
     shoal_extern_kind kind;
     uint32_t index;
     uint32_t name_len; /* names may contain NUL bytes */
+    uint32_t offset;   /* of the entry in the module, for messages */
 } SExport;
 
 typedef struct SFunc {
@@ -80,6 +82,7 @@ typedef struct SFunc {
     uint32_t body_offset;  /* offset of `code` in the module bytes (for trap locations) */
     char *name;            /* from the name section, or NULL */
     void *compiled;        /* owned by the translator (scompile.c) */
+    uint32_t decl_offset;  /* of its type index in the function (or import) section, for messages */
 } SFunc;
 
 typedef enum SSegMode { SSEG_ACTIVE, SSEG_PASSIVE, SSEG_DECLARATIVE } SSegMode;
@@ -119,6 +122,7 @@ typedef struct SModule {
     SData *datas;      uint32_t ndatas;
     bool has_data_count; uint32_t data_count;
     char *module_name; /* from the name section, or NULL */
+    uint32_t section_offset[13]; /* by section id: where its contents start; 0 when absent */
 
     /* Filled by the validator: functions that may be the operand of ref.func in code (C.refs), one bit
      * per function index. */

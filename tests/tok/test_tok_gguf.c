@@ -39,7 +39,7 @@ static void check(const char *name, const char *other_rel, bool other_json) {
     else
         assert_int_equal(ltok_load_llama2c(tu_path(other_rel), 32000, &o, &err), SHOAL_OK);
     tu_case *c = NULL;
-    size_t n = tu_load_cases(inp, out, &c, &keep), bad = 0;
+    size_t n = tu_load_cases(tu_path(inp), tu_path(out), &c, &keep), bad = 0;
     assert_int_equal(n, 46);
     int32_t ids[1024], ids2[1024];
     for (size_t i = 0; i < n; i++) {
