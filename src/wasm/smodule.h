@@ -43,7 +43,7 @@ typedef struct SGlobalType {
 typedef enum SConstKind { SCONST_VALUE, SCONST_GLOBAL_GET, SCONST_REF_NULL, SCONST_REF_FUNC } SConstKind;
 typedef struct SConstExpr {
     SConstKind kind;
-    SValType type;   /* the expression's result type */
+    SValType type;   /* the expression's result type (global.get: filled in by the validator) */
     uint64_t bits;   /* SCONST_VALUE: i32 (zero-extended) / i64 / f32 / f64 bit pattern */
     uint32_t index;  /* SCONST_GLOBAL_GET: global index; SCONST_REF_FUNC: function index */
     /* Set by the decoder when the bytes are well-formed but not one constant instruction followed by
@@ -127,6 +127,8 @@ typedef struct SModule {
     /* Filled by the validator: functions that may be the operand of ref.func in code (C.refs), one bit
      * per function index. */
     uint8_t *declared_refs;
+
+    void *exec; /* owned by the translator (scompile.c): the engine's per-module data */
 } SModule;
 
 /* The public handle is the module itself. */
@@ -137,7 +139,7 @@ struct shoal_module {
 /* One decoded instruction (smod_read_instr). Immediates are decoded by the one set of rules in
  * sdecode.c; what they mean depends on `imm` (enum simm_kind of sopcodes.h). */
 typedef struct SOpInfo {
-    const char *name; /* text-format name; NULL for an opcode that does not exist */
+    const char *name; /* text-format name */
     const char *sig;  /* fixed operand signature ("ii:i") or NULL */
     uint8_t imm;      /* enum simm_kind */
     uint8_t msize;    /* bytes accessed by a load/store */

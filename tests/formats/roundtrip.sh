@@ -9,6 +9,7 @@
 # usage: roundtrip.sh LLM_DUMP     (env: SHOAL, SHOAL_MODELS, SHOAL_SOURCE_DIR, NODE_LLAMA_CPP_DIR optional)
 set -u
 DUMP=$1
+[ -x "$DUMP" ] || { echo "FAIL: llm_dump not found at $DUMP"; exit 1; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=""
 for p in /usr/bin/python3 python3; do
