@@ -82,6 +82,10 @@ int32_t ltok_map_find(const ltok *t, const char *s, size_t n);
 bool ltok_spm_encode(const ltok *t, const char *s, size_t n, bool prefix, ltok_ids *out);
 bool ltok_bpe_encode(const ltok *t, const char *s, size_t n, ltok_ids *out);
 
+/* The pre-tokenizer alone: calls piece(user, a, b) for each piece s[a..b) in order (the pieces tile s).
+ * False when piece returns false or memory runs out. */
+bool ltok_bpe_split(const ltok *t, const char *s, size_t n, bool (*piece)(void *user, size_t a, size_t b), void *user);
+
 /* BPE set-up: the regex of the pre-tokenizer named by t->pre (or a regex given directly, for tokenizer.json)
  * and the merge table. */
 shoal_status ltok_bpe_init(ltok *t, const char *regex, shoal_error *err);

@@ -499,6 +499,7 @@ static shoal_status sdec_build_funcs(SDec *d, uint32_t ndecl) {
         if (m->imports[i].kind == SHOAL_EXTERN_FUNC) {
             m->funcs[k].type_index = m->imports[i].type_index;
             m->funcs[k].imported = true;
+            m->funcs[k].decl_offset = m->imports[i].offset;
             k++;
         }
     d->have_funcs = true;
@@ -549,6 +550,7 @@ static shoal_status sdec_import_section(SDec *d) {
     for (uint32_t i = 0; i < n; i++) {
         SImport *im = &m->imports[i];
         m->nimports = i + 1;
+        im->offset = (uint32_t)sr_offset(&d->r);
         const uint8_t *raw;
         if ((st = sdec_name(d, &im->module, &raw, &im->module_len)) != SHOAL_OK) return st;
         if ((st = sdec_name(d, &im->name, &raw, &im->name_len)) != SHOAL_OK) return st;
@@ -588,8 +590,11 @@ static shoal_status sdec_function_section(SDec *d) {
     shoal_status st = sdec_count(d, &n);
     if (st != SHOAL_OK) return st;
     if ((st = sdec_build_funcs(d, n)) != SHOAL_OK) return st;
-    for (uint32_t i = 0; i < n; i++)
-        if ((st = sdec_u32(d, &d->m->funcs[d->m->nfunc_imports + i].type_index)) != SHOAL_OK) return st;
+    for (uint32_t i = 0; i < n; i++) {
+        SFunc *f = &d->m->funcs[d->m->nfunc_imports + i];
+        f->decl_offset = (uint32_t)sr_offset(&d->r);
+        if ((st = sdec_u32(d, &f->type_index)) != SHOAL_OK) return st;
+    }
     return SHOAL_OK;
 }
 
@@ -673,6 +678,7 @@ static shoal_status sdec_export_section(SDec *d) {
     for (uint32_t i = 0; i < n; i++) {
         SExport *ex = &m->exports[i];
         m->nexports = i + 1;
+        ex->offset = (uint32_t)sr_offset(&d->r);
         const uint8_t *raw;
         if ((st = sdec_name(d, &ex->name, &raw, &ex->name_len)) != SHOAL_OK) return st;
         uint8_t kind;
@@ -927,6 +933,7 @@ shoal_status smod_decode(SModule *m, const uint8_t *bytes, size_t size, shoal_er
             last_rank = sdec_rank(id);
         }
         d.r.end = sec_end;
+        if (id != 0) m->section_offset[id] = (uint32_t)sr_offset(&d.r);
         switch (id) {
         case 0: {
             const uint8_t *name;

@@ -19,6 +19,7 @@
 #include "lgguf.h"
 #include "lload.h"
 #include "lmodel.h"
+#include "ltok.h"
 
 enum { DIM = 32, HEADS = 2, KV = 1, HD = 16, HIDDEN = 64, VOCAB = 16 };
 
@@ -37,7 +38,7 @@ typedef struct knobs {
     bool output;        /* untied */
 } knobs;
 
-static float data[VOCAB * HIDDEN * 2];
+static float data[(HIDDEN + 1) * HIDDEN * 2]; /* room for the largest tensor plus a row */
 
 static void add(lgguf_writer *w, const knobs *k, const char *name, uint32_t rows, uint32_t cols) {
     shoal_error err = {0};
@@ -181,10 +182,64 @@ static void test_bad(void **state) {
     unlink(path);
 }
 
+/* tokenizer.ggml.* -> ltok -> tokenizer.ggml.* -> ltok keeps the vocabulary (llama.cpp's vocab files). */
+static void test_vocab_round_trip(void **state) {
+    (void)state;
+    const char *models = getenv("SHOAL_MODELS");
+    const char *files[2] = {"ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf"};
+    for (int f = 0; f < 2; f++) {
+        char vp[1024];
+        snprintf(vp, sizeof vp, "%s/vocab/%s", models ? models : "/nonexistent", files[f]);
+        if (access(vp, R_OK) != 0) {
+            printf("  (no %s: skipped)\n", vp);
+            continue;
+        }
+        lgguf *g, *g2;
+        ltok *t, *t2;
+        shoal_error err = {0};
+        assert_int_equal(lgguf_open(vp, &g, &err), SHOAL_OK);
+        if (lload_gguf_tokenizer(g, &t, &err)) fail_msg("%s", err.message);
+        assert_non_null(t);
+        lgguf_writer *w = lgguf_writer_new();
+        assert_int_equal(lload_gguf_put_tokenizer(w, t, &err), SHOAL_OK);
+        assert_int_equal(lgguf_writer_write(w, path, NULL, NULL, &err), SHOAL_OK);
+        lgguf_writer_free(w);
+        assert_int_equal(lgguf_open(path, &g2, &err), SHOAL_OK);
+        if (lload_gguf_tokenizer(g2, &t2, &err)) fail_msg("%s", err.message);
+        ltok_vocab_desc a, b;
+        ltok_vocab(t, &a);
+        ltok_vocab(t2, &b);
+        assert_int_equal(a.kind, b.kind);
+        assert_int_equal(a.n_tokens, b.n_tokens);
+        assert_int_equal(a.n_merges, b.n_merges);
+        assert_int_equal(a.bos_id, b.bos_id);
+        assert_int_equal(a.eos_id, b.eos_id);
+        assert_int_equal(a.add_bos, b.add_bos);
+        for (uint32_t i = 0; i < a.n_tokens; i++) {
+            assert_int_equal(a.token_lens[i], b.token_lens[i]);
+            assert_memory_equal(a.tokens[i], b.tokens[i], a.token_lens[i]);
+            if (a.types && b.types) assert_int_equal(a.types[i], b.types[i]);
+            if (a.scores && b.scores) assert_true(a.scores[i] == b.scores[i]);
+        }
+        for (uint32_t i = 0; i < a.n_merges; i++) assert_memory_equal(a.merges[i], b.merges[i], a.merge_lens[i]);
+        /* The original file's token count and special ids survive. */
+        const lgguf_value *toks = lgguf_get(g, "tokenizer.ggml.tokens");
+        assert_int_equal(toks->arr.n, a.n_tokens);
+        printf("  %s: %u tokens, %u merges, bos %d, eos %d: round trip ok\n", files[f], a.n_tokens, a.n_merges,
+               a.bos_id, a.eos_id);
+        ltok_free(t);
+        ltok_free(t2);
+        lgguf_close(g);
+        lgguf_close(g2);
+    }
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_bad),
+        cmocka_unit_test(test_vocab_round_trip),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "ltok.h"
+#include "ltok_int.h"
 #include "tok_util.h"
 
 static ltok *spm, *bpe, *tok_stories, *tok_dreams;
@@ -70,7 +71,7 @@ static void check_reference(const ltok *t, const char *name) {
     tu_case *c = NULL;
     snprintf(inp, sizeof inp, "vocab/%s.inp", name);
     snprintf(out, sizeof out, "vocab/%s.out", name);
-    size_t n = tu_load_cases(inp, out, &c, &keep);
+    size_t n = tu_load_cases(tu_path(inp), tu_path(out), &c, &keep);
     assert_int_equal(n, 46);
     size_t bad = 0;
     int32_t ids[1024];
@@ -465,6 +466,55 @@ static void test_hf_spm_json(void **state) {
     ltok_free(t);
 }
 
+/* The Llama 3 pre-tokenizer split, worked out by hand from the regex, including the cases where PCRE2's own
+ * \s would differ from Unicode's White_Space (U+180E is not a space; U+0085 is). */
+typedef struct split_out {
+    char pieces[16][32];
+    int n;
+    const char *s;
+} split_out;
+
+static bool on_piece(void *user, size_t a, size_t b) {
+    split_out *o = user;
+    if (o->n < 16)
+        snprintf(o->pieces[o->n], sizeof o->pieces[0], "%.*s", (int)(b - a), o->s + a);
+    o->n++;
+    return true;
+}
+
+static void test_pretokenizer(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *pieces[10];
+    } cases[] = {
+        {"Hello world", {"Hello", " world"}},
+        {"I'm 12345 OK!!\n\n  x", {"I", "'m", " ", "123", "45", " OK", "!!\n\n", " ", " x"}},
+        {"HE'S they'LL", {"HE", "'S", " they", "'LL"}},
+        {"a\xE1\xA0\x8E!", {"a", "\xE1\xA0\x8E!"}},
+        {"!\xC2\x85\n", {"!", "\xC2\x85\n"}},
+        {"ab\xFF" "cd", {"ab", "\xFF", "cd"}},
+        {"\t\tx\u3000y", {"\t", "\tx", "\u3000y"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        split_out o = {.s = cases[i].text};
+        assert_true(ltok_bpe_split(bpe, o.s, strlen(o.s), on_piece, &o));
+        int want = 0;
+        while (want < 10 && cases[i].pieces[want])
+            want++;
+        bool same = o.n == want;
+        for (int k = 0; same && k < want; k++)
+            same = !strcmp(o.pieces[k], cases[i].pieces[k]);
+        if (!same) {
+            fprintf(stderr, "split of \"%s\":", cases[i].text);
+            for (int k = 0; k < o.n && k < 16; k++)
+                fprintf(stderr, " [%s]", o.pieces[k]);
+            fprintf(stderr, "\n");
+        }
+        assert_true(same);
+    }
+}
+
 static void test_chat(void **state) {
     (void)state;
     ltok_chat_msg msgs[] = {
@@ -532,6 +582,7 @@ int main(void) {
         cmocka_unit_test(test_spm_against_naive), cmocka_unit_test(test_tok512),
         cmocka_unit_test(test_special_tokens),    cmocka_unit_test(test_decode_stream),
         cmocka_unit_test(test_chat),              cmocka_unit_test(test_hf_spm_json),
+        cmocka_unit_test(test_pretokenizer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
