@@ -11,5 +11,6 @@ typedef struct cli_command {
 
 int cmd_run(int argc, char **argv);
 int cmd_spec_test(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

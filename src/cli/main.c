@@ -7,6 +7,7 @@
 static const cli_command commands[] = {
     {"run", cmd_run, "run a wasm32-wasi module"},
     {"spec-test", cmd_spec_test, "run the WebAssembly spec test suite (wast2json output)"},
+    {"bench", cmd_bench, "built-in benchmarks (zerocopy)"},
 };
 
 static void usage(FILE *out) {

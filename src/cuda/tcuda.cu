@@ -51,6 +51,7 @@ struct TCuda {
     Region *regions;
     int nregions, region_cap;
     uint64_t device_bytes; /* bytes of cudaMalloc this device holds (kept views, staging) */
+    uint64_t device_peak;
 };
 
 shoal_status cuda_fail(shoal_error *err, cudaError_t e, const char *what) {
@@ -317,11 +318,13 @@ struct Operands {
     void *tmp[4];      /* device buffers to free after the operation (COPY mode) */
     void *staging[4];  /* host staging buffers (COPY mode) */
     int ntmp, nstaging;
+    uint64_t tmp_bytes;
 };
 
 shoal_status dev_alloc(TCuda *c, void **p, uint64_t n, shoal_error *err) {
     CU_TRY(cudaMallocAsync(p, n ? n : 1, c->stream), "cudaMallocAsync");
     c->device_bytes += n;
+    if (c->device_bytes > c->device_peak) c->device_peak = c->device_bytes;
     return SHOAL_OK;
 }
 
@@ -342,6 +345,7 @@ shoal_status place(TCuda *c, Operands *ops, tview *out, const tview *const *ins,
             shoal_status s = dev_alloc(c, &dev, v->nbytes, err);
             if (s != SHOAL_OK) return s;
             ops->tmp[ops->ntmp++] = dev;
+            ops->tmp_bytes += v->nbytes;
             CU_TRY(cudaMemcpyAsync(dev, stage, v->nbytes, cudaMemcpyHostToDevice, c->stream), "cudaMemcpyAsync");
             ops->in[i] = dev;
         }
@@ -354,6 +358,7 @@ shoal_status place(TCuda *c, Operands *ops, tview *out, const tview *const *ins,
         shoal_status s = dev_alloc(c, &ops->out, out->nbytes, err);
         if (s != SHOAL_OK) return s;
         ops->tmp[ops->ntmp++] = ops->out;
+        ops->tmp_bytes += out->nbytes;
     }
     return SHOAL_OK;
 }
@@ -383,6 +388,7 @@ shoal_status finish(TCuda *c, Operands *ops, tview *out, bool ok, shoal_error *e
         if (e != cudaSuccess) st = cuda_fail(err, e, "copy of a kept output");
     }
     for (int i = 0; i < ops->ntmp; i++) cudaFreeAsync(ops->tmp[i], c->stream);
+    c->device_bytes -= ops->tmp_bytes;
     if (ops->nstaging) cudaStreamSynchronize(c->stream); /* staging buffers may still be read by copies */
     for (int i = 0; i < ops->nstaging; i++) free(ops->staging[i]);
     return st;
@@ -518,6 +524,7 @@ shoal_status op_keep(tdevice *d, tview *v, shoal_error *err) {
     cudaError_t e = cudaMalloc(&p, v->nbytes ? v->nbytes : 1);
     if (e != cudaSuccess) return cuda_fail(err, e, "keep: cudaMalloc");
     c->device_bytes += v->nbytes;
+    if (c->device_bytes > c->device_peak) c->device_peak = c->device_bytes;
     v->resident = p;
     shoal_status s = op_update(d, v, err);
     if (s != SHOAL_OK) {
@@ -537,7 +544,22 @@ void op_release(tdevice *d, tview *v) {
     v->resident = NULL;
 }
 
-uint64_t op_memory_used(tdevice *d) { return ((TCuda *)d)->device_bytes; }
+void op_memory_stats(tdevice *d, uint64_t *now, uint64_t *peak, bool reset_peak) {
+    TCuda *c = (TCuda *)d;
+    *now = c->device_bytes;
+    *peak = c->device_peak;
+    if (reset_peak) c->device_peak = c->device_bytes;
+}
+
+void *op_device_address(tdevice *d, void *host) {
+    if (d->mode == SHOAL_MEMORY_COPY) return NULL;
+    cudaPointerAttributes attr;
+    if (cudaPointerGetAttributes(&attr, host) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    return attr.devicePointer;
+}
 
 void op_destroy(tdevice *d) {
     TCuda *c = (TCuda *)d;
@@ -610,7 +632,8 @@ extern "C" shoal_status tcuda_open(int ordinal, shoal_memory_mode mode, tdevice 
     d->keep = op_keep;
     d->update = op_update;
     d->release = op_release;
-    d->device_memory_used = op_memory_used;
+    d->memory_stats = op_memory_stats;
+    d->device_address = op_device_address;
     d->destroy = op_destroy;
     *out = d;
     return SHOAL_OK;

@@ -295,7 +295,12 @@ static shoal_status tcpu_keep(tdevice *d, tview *v, shoal_error *err) {
 }
 
 static void tcpu_release(tdevice *d, tview *v) { (void)d, (void)v; }
-static uint64_t tcpu_memory_used(tdevice *d) { (void)d; return 0; }
+static void tcpu_memory_stats(tdevice *d, uint64_t *now, uint64_t *peak, bool reset_peak) {
+    (void)d, (void)reset_peak;
+    *now = *peak = 0; /* the CPU device owns no memory of its own; COPY staging shows up in RSS */
+}
+
+static void *tcpu_device_address(tdevice *d, void *host) { return d->mode == SHOAL_MEMORY_COPY ? NULL : host; }
 static void tcpu_destroy(tdevice *d) { free(d); }
 
 shoal_status tcpu_open(shoal_memory_mode mode, tdevice **out, shoal_error *err) {
@@ -321,7 +326,8 @@ shoal_status tcpu_open(shoal_memory_mode mode, tdevice **out, shoal_error *err) 
     d->keep = tcpu_keep;
     d->update = tcpu_keep;
     d->release = tcpu_release;
-    d->device_memory_used = tcpu_memory_used;
+    d->memory_stats = tcpu_memory_stats;
+    d->device_address = tcpu_device_address;
     d->destroy = tcpu_destroy;
     *out = d;
     return SHOAL_OK;

@@ -63,8 +63,11 @@ struct tdevice {
     shoal_status (*update)(tdevice *d, tview *v, shoal_error *err);
     void (*release)(tdevice *d, tview *v);
 
-    /* Device memory in use by this device object (bytes), for benchmarks; 0 when not applicable. */
-    uint64_t (*device_memory_used)(tdevice *d);
+    /* Device memory this object has allocated (bytes): now, and the peak since the last reset. */
+    void (*memory_stats)(tdevice *d, uint64_t *now, uint64_t *peak, bool reset_peak);
+    /* The address the device computes on for a host address in guest memory, or NULL when it cannot
+     * address guest memory in place (COPY mode): the benchmark's pointer-identity check. */
+    void *(*device_address)(tdevice *d, void *host);
     void (*destroy)(tdevice *d);
 };
 
