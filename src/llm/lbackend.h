@@ -37,13 +37,17 @@ struct lbackend {
     bool host_visible;    /* backend pointers are ordinary host pointers */
     void *state;          /* the backend's own (thread pool, device handle) */
     void (*destroy)(lbackend *be);
+    /* One line for reports, e.g. "cpu avx2 x2 threads". */
+    void (*describe)(const lbackend *be, char *buf, size_t cap);
 
     /* Per model: sets every tensor's .dev and m->backend_state; model_release undoes it. */
     shoal_status (*model_init)(lbackend *be, lmodel *m, shoal_error *err);
     void (*model_release)(lbackend *be, lmodel *m);
 
     /* Per session. */
-    shoal_status (*ctx_new)(lbackend *be, const lmodel *m, uint32_t max_batch, lbackend_ctx **out, shoal_error *err);
+    /* max_batch: most tokens per forward call; n_ctx: most positions attention will see. */
+    shoal_status (*ctx_new)(lbackend *be, const lmodel *m, uint32_t max_batch, uint32_t n_ctx, lbackend_ctx **out,
+                            shoal_error *err);
     void (*ctx_free)(lbackend_ctx *ctx);
 
     /* Backend memory (zeroed), and copies between it and host memory. */

@@ -10,6 +10,7 @@
 #define SMODULE_H
 
 #include "shoal.h"
+#include "sread.h"
 
 #define SMOD_PAGE_SIZE 65536u
 #define SMOD_MAX_PAGES 65536u
@@ -45,10 +46,16 @@ typedef struct SConstExpr {
     SValType type;   /* the expression's result type */
     uint64_t bits;   /* SCONST_VALUE: i32 (zero-extended) / i64 / f32 / f64 bit pattern */
     uint32_t index;  /* SCONST_GLOBAL_GET: global index; SCONST_REF_FUNC: function index */
+    /* Set by the decoder when the bytes are well-formed but not one constant instruction followed by
+     * `end` (e.g. "constant expression required"): the validator reports it as SHOAL_ERR_INVALID. NULL
+     * for every expression of a module that validated. */
+    const char *invalid;
+    uint32_t offset; /* offset of the expression's first byte in the module (for messages) */
 } SConstExpr;
 
 typedef struct SImport {
     char *module, *name; /* NUL-terminated copies (validated UTF-8) */
+    uint32_t module_len, name_len; /* their lengths: names may contain NUL bytes */
     shoal_extern_kind kind;
     uint32_t type_index;  /* FUNC */
     STableType table;     /* TABLE */
@@ -60,6 +67,7 @@ typedef struct SExport {
     char *name; /* NUL-terminated copy */
     shoal_extern_kind kind;
     uint32_t index;
+    uint32_t name_len; /* names may contain NUL bytes */
 } SExport;
 
 typedef struct SFunc {
@@ -121,6 +129,45 @@ typedef struct SModule {
 struct shoal_module {
     SModule m;
 };
+
+/* One decoded instruction (smod_read_instr). Immediates are decoded by the one set of rules in
+ * sdecode.c; what they mean depends on `imm` (enum simm_kind of sopcodes.h). */
+typedef struct SOpInfo {
+    const char *name; /* text-format name; NULL for an opcode that does not exist */
+    const char *sig;  /* fixed operand signature ("ii:i") or NULL */
+    uint8_t imm;      /* enum simm_kind */
+    uint8_t msize;    /* bytes accessed by a load/store */
+} SOpInfo;
+
+typedef struct SInstr {
+    uint8_t prefix;        /* 0x00 or SOP_PREFIX_MISC */
+    uint32_t code;         /* opcode byte or misc sub-opcode */
+    const SOpInfo *op;
+    size_t offset;         /* of the opcode's first byte, in the module */
+    uint32_t a, b;         /* first and second index immediate (label, func, type, local, global, table,
+                            * memory, data, elem; memarg: a = align exponent; table.copy/init: a = dst
+                            * table or elem, b = src table / table; call_indirect: a = type, b = table) */
+    uint64_t value;        /* i32/i64/f32/f64 constant bits; memarg offset */
+    int64_t blocktype;     /* SIMM_BLOCK: s33 (-64 empty, other negatives a valtype, >= 0 a type index) */
+    SValType vtype;        /* SIMM_REFTYPE, SIMM_SELECT_T: the type; SIMM_BLOCK: valtype when < 0 */
+    uint32_t count;        /* SIMM_BR_TABLE: number of targets before the default; SIMM_SELECT_T: types */
+    const uint8_t *targets; /* SIMM_BR_TABLE: the target vector (count LEB128s then the default) */
+} SInstr;
+
+/* Reads one instruction at r->p. On failure returns SHOAL_ERR_MALFORMED (or _UNSUPPORTED for SIMD) and
+ * sets *why to the reason and *where to the module offset. */
+shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *where);
+/* Reads the next target of a br_table vector (in->targets, advanced). The vector was checked by
+ * smod_read_instr, so this cannot fail. */
+uint32_t smod_br_table_next(const uint8_t **p);
+/* Fills err (when non-NULL) with status, function index and offset, and a printf-formatted message. */
+shoal_status smod_error(shoal_error *err, shoal_status status, uint32_t func, size_t offset,
+                        const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+bool smod_valtype_ok(uint8_t b); /* i32 i64 f32 f64 funcref externref (not v128) */
 
 /* sdecode.c */
 /* Decodes bytes (copied) into m, zero-initialised by the caller. On error: SHOAL_ERR_MALFORMED (or

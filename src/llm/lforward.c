@@ -1,0 +1,53 @@
+/*
+ * lforward.c: the Llama forward pass, written once over the backend's ops (lbackend.h).
+ *
+ * For a batch of n tokens at positions pos..pos+n-1 (prefill: n > 1, a GEMM per weight; decode: n == 1):
+ *   x = embed(tokens)
+ *   for each layer:
+ *     xb = rmsnorm(x) * attn_norm
+ *     q, k, v = wq xb, wk xb, wv xb;  rope(q), rope(k)  (interleaved pairs)
+ *     kv cache[pos..] = k, v
+ *     att = causal GQA attention of q over the cache
+ *     x += wo att
+ *     xb = rmsnorm(x) * ffn_norm
+ *     x += w2 (silu(w1 xb) * (w3 xb))
+ *   logits = output (rmsnorm(x_last) * out_norm)
+ */
+#include "lsession.h"
+
+shoal_status lforward(lsession *s, uint32_t n, bool want_logits, shoal_error *err) {
+    const lmodel *m = s->model;
+    const lmodel_config *c = &m->cfg;
+    const lbackend *be = s->be;
+    lbackend_ctx *ctx = s->ctx;
+    uint32_t dim = c->dim, hd = c->head_dim;
+    uint32_t pos = s->pos;
+
+    be->get_rows(ctx, s->x, &m->tok_embd, s->ids, n);
+    for (uint32_t l = 0; l < c->n_layers; l++) {
+        const lmodel_layer *L = &m->layers[l];
+        be->rmsnorm(ctx, s->xb, s->x, &L->attn_norm, n, c->rms_eps);
+        be->matmul(ctx, s->q, &L->wq, s->xb, n);
+        be->matmul(ctx, s->k, &L->wk, s->xb, n);
+        be->matmul(ctx, s->v, &L->wv, s->xb, n);
+        be->rope(ctx, s->q, n, c->n_heads, hd, pos, m->rope_freqs);
+        be->rope(ctx, s->k, n, c->n_kv_heads, hd, pos, m->rope_freqs);
+        be->kv_store(ctx, &s->kv, l, pos, n, s->k, s->v);
+        be->attention(ctx, s->att, s->q, &s->kv, l, pos, n, c->n_heads, c->n_kv_heads, hd);
+        be->matmul(ctx, s->xb, &L->wo, s->att, n);
+        be->add(ctx, s->x, s->xb, (size_t)n * dim);
+
+        be->rmsnorm(ctx, s->xb, s->x, &L->ffn_norm, n, c->rms_eps);
+        be->matmul(ctx, s->hb, &L->w1, s->xb, n);
+        be->matmul(ctx, s->hb2, &L->w3, s->xb, n);
+        be->swiglu(ctx, s->hb, s->hb2, (size_t)n * c->hidden_dim);
+        be->matmul(ctx, s->xb, &L->w2, s->hb, n);
+        be->add(ctx, s->x, s->xb, (size_t)n * dim);
+    }
+    if (want_logits) {
+        float *last = s->x + (size_t)(n - 1) * dim;
+        be->rmsnorm(ctx, s->xb, last, &m->out_norm, 1, c->rms_eps);
+        be->matmul(ctx, s->logits, &m->output, s->xb, 1);
+    }
+    return be->sync(ctx, err);
+}
