@@ -53,6 +53,13 @@ def main():
         out = model(ids.cuda()).logits[0].float().cpu().numpy()
     np.save(os.path.join(a.outdir, f"ref_logits_{a.dtype}.npy"), out)
     print(f"reference logits {out.shape} written", file=sys.stderr)
+    if a.dtype != "float32":
+        # The same weights in f32 (bf16 -> f32 is exact): the reference for an f32 GGUF converted from them.
+        model = model.float()
+        with torch.no_grad():
+            out = model(ids.cuda()).logits[0].float().cpu().numpy()
+        np.save(os.path.join(a.outdir, "ref_logits_float32.npy"), out)
+        print("f32 reference logits written", file=sys.stderr)
 
 
 if __name__ == "__main__":
