@@ -334,6 +334,123 @@ shoal_status shoal_tensor_add_imports(shoal_tensor_ctx *ctx, shoal_imports *impo
 /* 7. The inference engine                                                                           */
 /* ------------------------------------------------------------------------------------------------ */
 /* SHOAL-LLM-API-BEGIN (owned by the inference engine; see src/llm) */
+
+/* Llama-family models (Llama 2/3 architecture: RMSNorm, RoPE incl. Llama 3 scaling, grouped-query
+ * attention, SwiGLU) from llama2.c .bin, GGUF or safetensors files, run by a compute backend ("cpu").
+ * A model is read-only once loaded and may serve many sessions, from different threads (each session
+ * on one thread at a time). Weights of F32/F16/BF16/Q8_0/Q4_0 are used as stored (mapped, not copied).
+ *
+ * Pointers to token ids and logits are "device-agnostic": for the CPU backend they are host memory; a
+ * device backend that maps the memory they live in (see section 5) reads and writes them in place. */
+
+typedef struct shoal_model shoal_model;
+typedef struct shoal_session shoal_session;
+typedef struct shoal_sampler shoal_sampler;
+
+typedef struct shoal_model_options {
+    const char *tokenizer_path; /* NULL: the file's own (GGUF), or for a llama2.c .bin "tokenizer.bin" or
+                                   "tok<vocab>.bin" next to it when present */
+    const char *backend;        /* "cpu" (NULL = "cpu") */
+    uint32_t n_threads;         /* CPU threads incl. the caller; 0 = all online CPUs */
+    int device;                 /* device ordinal for GPU backends */
+    /* Called now and then while a large file is read; NULL for none. */
+    void (*progress)(void *user, uint64_t done, uint64_t total);
+    void *progress_user;
+} shoal_model_options;
+
+typedef struct shoal_model_info {
+    const char *name, *arch;
+    const char *format;       /* "llama2c", "gguf", "safetensors" */
+    const char *weight_type;  /* dtype of the layer matrices: "f32", "f16", "bf16", "q8_0", "q4_0" */
+    char backend[64];         /* e.g. "cpu avx2 x2 threads" */
+    uint32_t dim, n_layers, n_heads, n_kv_heads, head_dim, hidden_dim, vocab_size, seq_len;
+    float rope_theta, rms_eps;
+    bool tied_embeddings, rope_scaling;
+    uint64_t n_params;
+    uint64_t weight_bytes;    /* bytes of weights (mapped from the file or owned) */
+    uint64_t resident_bytes;  /* bytes the model allocated itself (converted tensors, tables) */
+    bool has_tokenizer;
+    int32_t bos_id, eos_id;   /* -1 when none or no tokenizer */
+} shoal_model_info;
+
+shoal_status shoal_model_load(const char *path, const shoal_model_options *options, shoal_model **out,
+                              shoal_error *err);
+void shoal_model_free(shoal_model *model); /* after every session of it is freed */
+void shoal_model_get_info(const shoal_model *model, shoal_model_info *out);
+
+typedef enum shoal_kv_type {
+    SHOAL_KV_F32 = 0,
+    SHOAL_KV_F16 = 1,
+} shoal_kv_type;
+
+typedef struct shoal_session_options {
+    uint32_t n_ctx;        /* context length; 0 = the model's seq_len */
+    shoal_kv_type kv_type; /* KV cache element type */
+    uint32_t max_batch;    /* most tokens per forward pass during prefill; 0 = min(n_ctx, 256) */
+} shoal_session_options;
+
+/* The KV cache is allocated once here. options may be NULL (defaults). */
+shoal_status shoal_session_new(shoal_model *model, const shoal_session_options *options, shoal_session **out,
+                               shoal_error *err);
+void shoal_session_free(shoal_session *session);
+/* Forgets every position (the cache is reused). */
+void shoal_session_reset(shoal_session *session);
+uint32_t shoal_session_position(const shoal_session *session); /* positions filled */
+uint32_t shoal_session_context(const shoal_session *session);  /* n_ctx */
+/* Bytes the session holds (KV cache + activations) and the KV cache alone. */
+uint64_t shoal_session_memory(const shoal_session *session);
+uint64_t shoal_session_kv_memory(const shoal_session *session);
+
+/* Feeds n tokens (a batched forward pass) and, when logits is non-NULL, writes the vocab_size logits after
+ * the last one. SHOAL_ERR_ARG for an id outside the vocabulary or when the context would overflow (then
+ * nothing is changed). */
+shoal_status shoal_session_prefill(shoal_session *session, const int32_t *tokens, uint32_t n, float *logits,
+                                   shoal_error *err);
+/* Feeds one token and writes the logits for the next (logits may be NULL: see shoal_session_logits). */
+shoal_status shoal_session_decode(shoal_session *session, int32_t token, float *logits, shoal_error *err);
+/* The logits of the last prefill/decode, in the backend's memory (host memory for "cpu"). */
+const float *shoal_session_logits(const shoal_session *session);
+
+/* Tokenizer (the model's). Each fails with SHOAL_ERR_NOTFOUND when the model has none.
+ * tokenize: when ids is too small, *n_ids still gets the full count and SHOAL_ERR_ARG is returned (pass
+ * max_ids 0 to measure). parse_special lets control tokens written in the text ("<|eot_id|>") count. */
+shoal_status shoal_tokenize(const shoal_model *model, const char *text, size_t len, bool add_bos,
+                            bool parse_special, int32_t *ids, size_t max_ids, size_t *n_ids, shoal_error *err);
+/* Text of token id as it follows token prev (-1 at the start); returns the full length, writing at most
+ * cap bytes. The bytes may end inside a UTF-8 sequence: a streaming caller buffers. */
+size_t shoal_detokenize(const shoal_model *model, int32_t prev, int32_t id, char *buf, size_t cap);
+/* True for end-of-generation tokens (EOS, end of turn). */
+bool shoal_token_is_eog(const shoal_model *model, int32_t id);
+/* Renders chat messages (roles "system", "user", "assistant") with the model's template, ending with the
+ * assistant header; tokenize the result with add_bos false and parse_special true. *len gets the full
+ * length; SHOAL_ERR_ARG when cap is too small (cap 0 measures). */
+typedef struct shoal_chat_message {
+    const char *role;
+    const char *content;
+} shoal_chat_message;
+shoal_status shoal_chat_format(const shoal_model *model, const shoal_chat_message *messages, size_t n, char *out,
+                               size_t cap, size_t *len, shoal_error *err);
+
+/* Sampling: repetition penalty -> top-k -> top-p -> min-p -> temperature, seeded and reproducible. */
+typedef struct shoal_sampler_params {
+    float temperature;     /* <= 0: greedy */
+    int32_t top_k;         /* <= 0: off */
+    float top_p;           /* >= 1: off */
+    float min_p;           /* <= 0: off */
+    float repeat_penalty;  /* 1: off */
+    int32_t repeat_last_n; /* 0: off, -1: all history */
+    uint64_t seed;
+} shoal_sampler_params;
+
+/* temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1, repeat_last_n 64, seed 0. */
+void shoal_sampler_params_default(shoal_sampler_params *params);
+shoal_status shoal_sampler_new(const shoal_sampler_params *params, shoal_sampler **out, shoal_error *err);
+void shoal_sampler_free(shoal_sampler *sampler);
+/* Picks the next token; logits (host memory, n_vocab floats) is used as scratch. history: the tokens so far.
+ * Returns -1 when no token can be chosen (all NaN). */
+int32_t shoal_sampler_next(shoal_sampler *sampler, float *logits, uint32_t n_vocab, const int32_t *history,
+                           size_t n_history);
+
 /* SHOAL-LLM-API-END */
 
 #ifdef __cplusplus

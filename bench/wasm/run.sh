@@ -5,11 +5,12 @@
 # and prints a Markdown table of the best of N wall-clock times with ratios and geometric means.
 #
 # usage: bench/wasm/run.sh [--build-dir DIR] [--reps N] [--only a,b,...] [--timeout S]
-#                          [--shoal PATH] [--no-shoal] [--no-node] [--check]
+#                          [--shoal PATH] [--no-shoal] [--no-node] [--check] [--build-only]
 #   --build-dir DIR  CMake build dir holding (or to build) the `shoal` CLI; default <repo>/build.
 #                    The benchmark binaries go to DIR/bench-wasm.
 #   --reps N         timed runs per program and engine; the best is reported (default 3).
 #   --check          small sizes, one run each: a correctness test (used by ctest), not a benchmark.
+#   --build-only     build the native and wasm binaries, run nothing (profile.sh uses it).
 # Exit status: 0 when every engine that ran printed the native output; 1 on a mismatch or failure;
 # 2 on bad usage; 77 when no guest compiler is installed (so ctest reports a skip).
 set -u
@@ -24,6 +25,7 @@ shoal=""
 use_shoal=1
 use_node=1
 check=0
+build_only=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -35,7 +37,8 @@ while [ $# -gt 0 ]; do
     --no-shoal) use_shoal=0; shift ;;
     --no-node) use_node=0; shift ;;
     --check) check=1; shift ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --build-only) build_only=1; shift ;;
+    -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -47,7 +50,7 @@ mkdir -p "$out/logs" || exit 2
 
 # name:benchmark-size:check-size. Sizes are each program's argv[1]; defaults take 0.3-1 s natively.
 programs="fib:40:24 sieve:8000000:100000 nbody:5000000:20000 matmul:480:40 mandel:1600:120
-          memcopy:24:1 sha256:10:1 sort:3000000:50000 hashmap:400000:20000"
+          memcopy:24:1 sha256:160:1 sort:3000000:50000 hashmap:400000:20000"
 
 cc=$(command -v clang-14 || command -v clang || true)
 if [ -z "$cc" ] || [ ! -e /usr/lib/wasm32-wasi/libc.a ]; then
@@ -76,6 +79,7 @@ for spec in $programs; do
     fi
 done
 [ ${#selected[@]} -gt 0 ] || { echo "run.sh: --only matched no program" >&2; exit 2; }
+[ $build_only = 1 ] && exit 0
 
 # Shoal: use the given CLI, else the build dir's, building it there if needed. Failing that the column
 # says why instead of the whole run failing.

@@ -11,6 +11,9 @@ typedef struct cli_command {
 
 int cmd_run(int argc, char **argv);
 int cmd_spec_test(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 #endif

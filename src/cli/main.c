@@ -6,7 +6,10 @@
 
 static const cli_command commands[] = {
     {"run", cmd_run, "run a wasm32-wasi module"},
+    {"generate", cmd_generate, "generate text with a Llama-family model"},
     {"spec-test", cmd_spec_test, "run the WebAssembly spec test suite (wast2json output)"},
+    {"convert", cmd_convert, "convert a model (llama2.c .bin, GGUF, safetensors) to GGUF"},
+    {"info", cmd_info, "describe a model file: shapes, dtypes, tokenizer, identity hash"},
     {"bench", cmd_bench, "built-in benchmarks (zerocopy)"},
 };
 

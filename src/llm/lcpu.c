@@ -32,7 +32,14 @@ struct lbackend_ctx {
 
 /* ---- helpers ---------------------------------------------------------------------------------------- */
 
-static void run(lbackend_ctx *ctx, lthread_fn fn, void *arg) {
+/* Jobs smaller than this many multiply-adds run on the calling thread: waking the pool costs more. */
+#define PAR_MIN_WORK (1u << 16)
+
+static void run(lbackend_ctx *ctx, lthread_fn fn, void *arg, uint64_t work) {
+    if (work < PAR_MIN_WORK || lthread_count(ctx->cs->pool) == 1) {
+        fn(arg, 0, 1);
+        return;
+    }
     pthread_mutex_lock(&ctx->cs->mu);
     lthread_run(ctx->cs->pool, fn, arg);
     pthread_mutex_unlock(&ctx->cs->mu);
@@ -190,12 +197,9 @@ static void cpu_matmul(lbackend_ctx *ctx, float *out, const lmodel_tensor *w, co
         j.q = ctx->qbuf;
         j.act = ctx->qbuf;
         j.act_stride = (size_t)(w->cols / 32) * sizeof(lmodel_block_q8_0);
-        if (n > 1)
-            run(ctx, matmul_quantize, &j);
-        else
-            matmul_quantize(&j, 0, 1);
+        run(ctx, matmul_quantize, &j, (uint64_t)n * w->cols * 4);
     }
-    run(ctx, matmul_rows, &j);
+    run(ctx, matmul_rows, &j, (uint64_t)n * w->rows * w->cols);
 }
 
 static void cpu_rope(lbackend_ctx *ctx, float *x, uint32_t n, uint32_t n_heads, uint32_t head_dim, uint32_t pos0,
@@ -290,7 +294,7 @@ static void cpu_attention(lbackend_ctx *ctx, float *out, const float *q, const l
                           uint32_t pos0, uint32_t n, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim) {
     /* Invariant: kv->n_ctx <= ctx->n_ctx (the session made both), so each thread's score row fits. */
     attn_job j = {ctx->cs->k, out, q, kv, layer, pos0, n, n_heads, n_kv_heads, head_dim, ctx->scores};
-    run(ctx, attn_rows, &j);
+    run(ctx, attn_rows, &j, (uint64_t)n * n_heads * head_dim * 2 * (pos0 + n));
 }
 
 typedef struct ew_job {
@@ -311,10 +315,7 @@ static void swiglu_part(void *arg, uint32_t ith, uint32_t nth) {
 
 static void cpu_swiglu(lbackend_ctx *ctx, float *gate, const float *up, size_t count) {
     ew_job j = {gate, up, count};
-    if (count >= 4096)
-        run(ctx, swiglu_part, &j);
-    else
-        swiglu_part(&j, 0, 1);
+    run(ctx, swiglu_part, &j, count * 16);
 }
 
 static void cpu_add(lbackend_ctx *ctx, float *x, const float *y, size_t count) {

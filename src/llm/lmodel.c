@@ -12,9 +12,7 @@
 #include <unistd.h>
 
 #include "lbackend.h"
-
-/* ltok.h (helper llmtok) is not on main yet: until it is, ltok_free is referenced weakly. */
-void ltok_free(ltok *t) __attribute__((weak));
+#include "ltok.h"
 
 /* ---- dtypes ---------------------------------------------------------------------------------------- */
 
@@ -191,7 +189,7 @@ void lmodel_free(lmodel *m) {
         return;
     if (m->backend && m->backend->model_release)
         m->backend->model_release((lbackend *)m->backend, m);
-    if (m->tok && ltok_free)
+    if (m->tok)
         ltok_free(m->tok);
     for (size_t i = 0; i < m->n_maps; i++)
         munmap(m->maps[i].base, m->maps[i].size);
@@ -268,7 +266,7 @@ void *lmodel_alloc(lmodel *m, size_t size, shoal_error *err) {
 }
 
 void lmodel_set_tokenizer(lmodel *m, ltok *tok) {
-    if (m->tok && m->tok != tok && ltok_free)
+    if (m->tok && m->tok != tok)
         ltok_free(m->tok);
     m->tok = tok;
 }
@@ -453,6 +451,48 @@ static file_kind sniff(const char *path, shoal_error *err, shoal_status *st) {
     return KIND_BIN;
 }
 
+static shoal_status load_tokenizer(lmodel *m, const char *path, shoal_error *err) {
+    ltok *t = NULL;
+    size_t len = strlen(path);
+    shoal_status st = len >= 5 && !strcmp(path + len - 5, ".json") ? ltok_load_hf_json(path, &t, err)
+                                                                   : ltok_load_llama2c(path, m->cfg.vocab_size, &t, err);
+    if (st)
+        return st;
+    if (ltok_n_tokens(t) > m->cfg.vocab_size) {
+        uint32_t n = ltok_n_tokens(t);
+        ltok_free(t);
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: the tokenizer has %u tokens, the model only %u", path, n,
+                               m->cfg.vocab_size);
+    }
+    lmodel_set_tokenizer(m, t);
+    return SHOAL_OK;
+}
+
+/* An explicit tokenizer path wins; a llama2.c .bin carries none, so look next to it for tokenizer.bin or
+ * tok<vocab>.bin (the names llama2.c uses). */
+static shoal_status attach_tokenizer(lmodel *m, const lmodel_load_opts *opts, bool look_nearby, shoal_error *err) {
+    if (opts->tokenizer_path)
+        return load_tokenizer(m, opts->tokenizer_path, err);
+    if (m->tok || !look_nearby)
+        return SHOAL_OK;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", m->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = 0;
+    else
+        dir[0] = 0;
+    char cand[2][1100];
+    snprintf(cand[0], sizeof cand[0], "%stokenizer.bin", dir);
+    snprintf(cand[1], sizeof cand[1], "%stok%u.bin", dir, m->cfg.vocab_size);
+    for (int i = 0; i < 2; i++) {
+        struct stat sb;
+        if (stat(cand[i], &sb) == 0 && S_ISREG(sb.st_mode))
+            return load_tokenizer(m, cand[i], err);
+    }
+    return SHOAL_OK;
+}
+
 shoal_status lmodel_load(const char *path, const lmodel_load_opts *opts, lmodel **out, shoal_error *err) {
     static const lmodel_load_opts defaults = {0};
     if (!opts)
@@ -473,17 +513,16 @@ shoal_status lmodel_load(const char *path, const lmodel_load_opts *opts, lmodel 
         break;
     case KIND_GGUF:
         snprintf(m->format, sizeof m->format, "gguf");
-        /* lload_gguf (llmformats) is wired here once it is on main. */
-        st = shoal_error_set(err, SHOAL_ERR_UNSUPPORTED, "%s: GGUF models are not supported by this build yet", path);
+        st = lload_gguf(m, path, opts, err);
         break;
     case KIND_SAFET:
         snprintf(m->format, sizeof m->format, "safetensors");
-        /* lload_safet (llmformats) is wired here once it is on main. */
-        st = shoal_error_set(err, SHOAL_ERR_UNSUPPORTED, "%s: safetensors models are not supported by this build yet",
-                             path);
+        st = lload_safet(m, path, opts, err);
         break;
     default: st = shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: unknown model format", path);
     }
+    if (st == SHOAL_OK)
+        st = attach_tokenizer(m, opts, kind == KIND_BIN, err);
     if (st == SHOAL_OK)
         st = lmodel_finish(m, err);
     if (st) {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SPIN_ROUNDS 20000 /* ~tens of microseconds of polling before sleeping */
+#define SPIN_ROUNDS 4000 /* pause instructions (~10-100 ns each) of polling before sleeping */
 
 typedef struct worker {
     struct lthread_pool *pool;
@@ -25,8 +25,10 @@ struct lthread_pool {
     lthread_fn fn;
     void *arg;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* workers sleep here between jobs */
+    pthread_cond_t done_cv; /* the caller sleeps here while a job finishes */
     uint32_t sleepers;
+    bool caller_sleeping;
 };
 
 static inline void cpu_relax(void) {
@@ -58,7 +60,12 @@ static void *worker_main(void *p) {
             return NULL;
         seen = g;
         pool->fn(pool->arg, w->index, pool->n);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        if (atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_acq_rel) == 1) {
+            pthread_mutex_lock(&pool->mu);
+            if (pool->caller_sleeping)
+                pthread_cond_signal(&pool->done_cv);
+            pthread_mutex_unlock(&pool->mu);
+        }
     }
 }
 
@@ -76,6 +83,7 @@ shoal_status lthread_pool_new(uint32_t n_threads, lthread_pool **out, shoal_erro
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
     if (n_threads > 1) {
         p->workers = calloc(n_threads - 1, sizeof *p->workers);
         if (!p->workers) {
@@ -109,6 +117,7 @@ void lthread_pool_free(lthread_pool *p) {
         pthread_join(p->workers[i - 1].tid, NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->done_cv);
     free(p->workers);
     free(p);
 }
@@ -131,8 +140,20 @@ void lthread_run(lthread_pool *p, lthread_fn fn, void *arg) {
         pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
-        cpu_relax();
+    /* Spin briefly (the common case: the workers finish at about the same time), then sleep, so a
+     * descheduled worker on a busy machine gets the CPU instead of this thread's polling. */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) != 0; spins++) {
+        if (spins < SPIN_ROUNDS) {
+            cpu_relax();
+            continue;
+        }
+        pthread_mutex_lock(&p->mu);
+        p->caller_sleeping = true;
+        while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+            pthread_cond_wait(&p->done_cv, &p->mu);
+        p->caller_sleeping = false;
+        pthread_mutex_unlock(&p->mu);
+    }
 }
 
 void lthread_split(uint64_t total, uint32_t ith, uint32_t nth, uint64_t align, uint64_t *lo, uint64_t *hi) {

@@ -19,12 +19,15 @@
 /* Locals per function. The format allows 2^32-1; engines cap it (V8 and wasmtime at 50000) because the
  * interpreter's frame is sized by it. */
 #define SDEC_MAX_LOCALS 50000u
+/* Parameters and results per function type, as V8 and wasmtime: validation costs each call, block and
+ * branch its arity, so an unbounded arity would make validation time quadratic in the module size. */
+#define SDEC_MAX_ARITY 1000u
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Opcode tables (from sopcodes.h)                                                                  */
 /* ---------------------------------------------------------------------------------------------- */
 
-/* Every instruction once, in sopcodes.h order, and a switch (a jump table) from (prefix, code) to it. */
+/* Every instruction once, in sopcodes.h order. */
 enum {
 #define SOP(prefix, code, ident, text, imm, sig, msize) SDEC_OPI_##ident,
 #include "sopcodes.h"
@@ -36,15 +39,19 @@ static const SOpInfo sdec_ops[] = {
 #undef SOP
 };
 
-static const SOpInfo *sdec_lookup(uint8_t prefix, uint32_t code) {
-    if (code > 0xff) return NULL;
-    switch ((prefix ? 0x100u : 0u) + code) {
-#define SOP(prefix, code, ident, text, imm, sig, msize) \
-    case ((prefix) ? 0x100u : 0u) + (code): return &sdec_ops[SDEC_OPI_##ident];
+/* (prefix ? 0x100 : 0) + code -> 1 + index into sdec_ops; 0 where no instruction exists. The misc
+ * prefix's sub-opcodes of 2.0 stop at 17. */
+#define SDEC_NKEYS 0x112
+static const uint8_t sdec_index[SDEC_NKEYS] = {
+#define SOP(prefix, code, ident, text, imm, sig, msize) [((prefix) ? 0x100 : 0) + (code)] = SDEC_OPI_##ident + 1,
 #include "sopcodes.h"
 #undef SOP
-    default: return NULL;
-    }
+};
+
+static const SOpInfo *sdec_lookup(uint8_t prefix, uint32_t code) {
+    uint32_t key = (prefix ? 0x100u : 0u) + code;
+    if (code > 0xff || key >= SDEC_NKEYS || !sdec_index[key]) return NULL;
+    return &sdec_ops[sdec_index[key] - 1];
 }
 
 bool smod_valtype_ok(uint8_t b) {
@@ -145,7 +152,9 @@ shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *w
         SDEC_LEB(sr_s33(r, &bt));
         in->blocktype = bt;
         if (bt < 0 && bt != -64) {
-            uint8_t t = (uint8_t)(bt & 0x7f);
+            /* A value type is one byte (0x7f i32 ... 0x6f externref, i.e. -1 ... -17 as s33); longer
+             * or other negative encodings name nothing. */
+            uint8_t t = bt >= -64 && sr_offset(r) - at == 1 ? (uint8_t)(bt + 0x80) : 0;
             if (t == SHOAL_V128) {
                 *why = "unsupported: SIMD (v128)";
                 *where = at;
@@ -277,7 +286,6 @@ typedef struct SDec {
     SReader r;           /* bounded by the current section */
     shoal_error *err;
     const char *section; /* for messages */
-    size_t module_end;   /* offset of the end of the module */
     uint32_t nfunc_decl; /* entries of the function section */
     bool have_funcs;     /* funcs[] built */
     bool seen_code;
@@ -290,11 +298,9 @@ static shoal_status sdec_fail_at(SDec *d, shoal_status st, size_t offset, const 
                       reason);
 }
 
-/* "unexpected end" when the module ran out, the longer form when only the section did. */
+/* Running out of bytes inside a section (the spec's wording does not care whether the module ended too). */
 static shoal_status sdec_eof(SDec *d) {
-    size_t end = (size_t)(d->r.end - d->r.base);
-    return sdec_fail_at(d, SHOAL_ERR_MALFORMED, sr_offset(&d->r),
-                        end < d->module_end ? "unexpected end of section or function" : "unexpected end");
+    return sdec_fail_at(d, SHOAL_ERR_MALFORMED, sr_offset(&d->r), "unexpected end of section or function");
 }
 
 static shoal_status sdec_leb_fail(SDec *d, SReadError e, size_t at) {
@@ -319,7 +325,8 @@ static shoal_status sdec_count(SDec *d, uint32_t *n) {
     size_t at = sr_offset(&d->r);
     shoal_status st = sdec_u32(d, n);
     if (st != SHOAL_OK) return st;
-    if (*n > sr_left(&d->r)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
+    if (*n > sr_left(&d->r))
+        return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "unexpected end of section or function");
     return SHOAL_OK;
 }
 
@@ -362,10 +369,7 @@ static shoal_status sdec_name(SDec *d, char **out, const uint8_t **raw, uint32_t
     shoal_status st = sdec_u32(d, &len);
     if (st != SHOAL_OK) return st;
     const uint8_t *p;
-    if (!sr_bytes(&d->r, len, &p)) {
-        if ((size_t)(d->r.end - d->r.base) < d->module_end) return sdec_eof(d);
-        return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
-    }
+    if (!sr_bytes(&d->r, len, &p)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "length out of bounds");
     if (!sdec_utf8_ok(p, len)) return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "malformed UTF-8 encoding");
     if (raw) *raw = p, *rawlen = len;
     if (out) {
@@ -510,7 +514,12 @@ static shoal_status sdec_type_section(SDec *d) {
         m->ntypes = i + 1;
         for (int pass = 0; pass < 2; pass++) {
             uint32_t cnt;
+            at = sr_offset(&d->r);
             if ((st = sdec_count(d, &cnt)) != SHOAL_OK) return st;
+            if (cnt > SDEC_MAX_ARITY)
+                return sdec_fail_at(d, SHOAL_ERR_UNSUPPORTED, at,
+                                    pass ? "too many results (implementation limit 1000)"
+                                         : "too many parameters (implementation limit 1000)");
             SValType *v = sdec_calloc(cnt, 1);
             if (!v) return sdec_nomem(d);
             if (pass == 0) t->params = v, t->nparams = cnt;
@@ -810,10 +819,7 @@ static shoal_status sdec_data_section(SDec *d) {
         uint32_t len;
         at = sr_offset(&d->r);
         if ((st = sdec_u32(d, &len)) != SHOAL_OK) return st;
-        if (!sr_bytes(&d->r, len, &ds->bytes)) {
-            if ((size_t)(d->r.end - d->r.base) < d->module_end) return sdec_eof(d);
-            return sdec_fail_at(d, SHOAL_ERR_MALFORMED, at, "unexpected end of section or function");
-        }
+        if (!sr_bytes(&d->r, len, &ds->bytes)) return sdec_eof(d);
         ds->size = len;
     }
     return SHOAL_OK;
@@ -881,7 +887,6 @@ shoal_status smod_decode(SModule *m, const uint8_t *bytes, size_t size, shoal_er
     if (!m->bytes) return smod_error(err, SHOAL_ERR_NOMEM, SHOAL_NO_FUNC, 0, "out of memory");
     if (size) memcpy(m->bytes, bytes, size);
     m->size = size;
-    d.module_end = size;
     d.r.base = d.r.p = m->bytes;
     d.r.end = m->bytes + size;
 

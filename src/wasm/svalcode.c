@@ -1,15 +1,16 @@
 /*
- * svalcode.c: validation of function bodies, in two passes over each body.
+ * svalcode.c: validation of function bodies.
  *
- * 1. sval_code_wellformed: the decoding half. Every instruction decodes (smod_read_instr), blocks nest
- *    (`else` only directly in an `if`, the body's final `end` at its last byte), and memory.init/data.drop
- *    have a data count section. Failures are SHOAL_ERR_MALFORMED, as in the spec's binary format.
- * 2. sval_code: the typing half, the algorithm of the spec's validation appendix: an operand stack whose
- *    entries may be "unknown" (SV_UNKNOWN) below unreachable code, and a control stack of frames. Simple
- *    instructions are typed from their sopcodes.h signature; the rest by hand below.
+ * sval_code types every body with the algorithm of the spec's validation appendix: an operand stack
+ * whose entries may be "unknown" (SV_UNKNOWN) below unreachable code, and a control stack of frames.
+ * Simple instructions are typed from their sopcodes.h signature; the rest by hand below. The same pass
+ * decodes the instructions and checks block structure, reporting those failures as SHOAL_ERR_MALFORMED.
  *
- * Both passes are linear in the body size (br_table: in targets times label arity) and their stacks are
- * bounded by the body size; the operand stack also by SVAL_MAX_VALS.
+ * The spec decodes the whole module before validating any of it, so a malformed body must win over an
+ * invalid one earlier in the module. Rather than decode every body twice, validation stops at the first
+ * invalid thing and only then does smod_validate call sval_code_wellformed, to report a malformed body
+ * instead if there is one. Both are linear in the body size (br_table: in targets times label
+ * arity); their stacks are bounded by the body size, the operand stack also by SVAL_MAX_VALS.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,25 +33,37 @@ enum {
 static unsigned sval_key(const SInstr *in) { return (in->prefix ? 0x100u : 0u) + in->code; }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Pass 1: well-formedness                                                                          */
+/* Decoding                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
 
-static shoal_status sval_wf_body(SVal *v, const SFunc *f, uint8_t **kinds, size_t *cap) {
+/* Reads the next instruction of a body that has not reached its final `end` yet. `last`: the body is the
+ * module's last, so its end is also the code section's (the spec words that case differently). */
+static shoal_status sval_read(SVal *v, SReader *r, SInstr *in, bool last) {
+    const char *why;
+    size_t where;
+    if (sr_eof(r))
+        return sval_fail(v, SHOAL_ERR_MALFORMED, sr_offset(r),
+                         last ? "unexpected end of section or function" : "END opcode expected");
+    shoal_status st = smod_read_instr(r, in, &why, &where);
+    if (st == SHOAL_OK) return SHOAL_OK;
+    if (!strcmp(why, "unexpected end")) why = "unexpected end of section or function";
+    return sval_fail(v, st, where, why);
+}
+
+static bool sval_needs_data_count(const SModule *m) { return !m->has_data_count && m->ndatas > 0; }
+
+/* Decoding only: every instruction decodes, `else` sits directly in an `if`, the final `end` is the body's
+ * last byte, memory.init and data.drop have their data count. */
+static shoal_status sval_wf_body(SVal *v, const SFunc *f, bool last, uint8_t **kinds, size_t *cap) {
     SModule *m = v->m;
     SReader r = {f->code, f->code_end, m->bytes};
     /* Per open block: 0 block/loop/else, 1 an `if` still waiting for its `else`. */
     size_t depth = 0;
     (*kinds)[depth++] = 0;
     while (depth > 0) {
-        if (sr_eof(&r)) return sval_fail(v, SHOAL_ERR_MALFORMED, sr_offset(&r), "END opcode expected");
         SInstr in;
-        const char *why;
-        size_t where;
-        shoal_status st = smod_read_instr(&r, &in, &why, &where);
-        if (st != SHOAL_OK) {
-            if (!strcmp(why, "unexpected end")) why = "unexpected end of section or function";
-            return sval_fail(v, st, where, why);
-        }
+        shoal_status st = sval_read(v, &r, &in, last);
+        if (st != SHOAL_OK) return st;
         switch (sval_key(&in)) {
         case SVK_block:
         case SVK_loop:
@@ -70,8 +83,7 @@ static shoal_status sval_wf_body(SVal *v, const SFunc *f, uint8_t **kinds, size_
         case SVK_end: depth--; break;
         case SVK_memory_init:
         case SVK_data_drop:
-            /* The data count is needed only to validate in one pass when a data section follows. */
-            if (!m->has_data_count && m->ndatas > 0)
+            if (sval_needs_data_count(m))
                 return sval_fail(v, SHOAL_ERR_MALFORMED, in.offset, "data count section required");
             break;
         default: break;
@@ -87,17 +99,18 @@ shoal_status sval_code_wellformed(SVal *v) {
     uint8_t *kinds = malloc(cap);
     if (!kinds) return sval_fail(v, SHOAL_ERR_NOMEM, 0, "out of memory");
     shoal_status st = SHOAL_OK;
+    uint32_t saved = v->func;
     for (uint32_t i = m->nfunc_imports; i < m->nfuncs && st == SHOAL_OK; i++) {
         v->func = i;
-        st = sval_wf_body(v, &m->funcs[i], &kinds, &cap);
+        st = sval_wf_body(v, &m->funcs[i], i + 1 == m->nfuncs, &kinds, &cap);
     }
-    v->func = SHOAL_NO_FUNC;
+    v->func = saved;
     free(kinds);
     return st;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Pass 2: types                                                                                    */
+/* Types                                                                                           */
 /* ---------------------------------------------------------------------------------------------- */
 
 typedef struct SCtrl {
@@ -243,7 +256,8 @@ static SValType sc_sig_type(char ch) {
 
 /* An instruction whose operands are fixed by its sopcodes.h signature. */
 static shoal_status sc_sig(SCode *c, const char *sig) {
-    const char *colon = strchr(sig, ':');
+    const char *colon = sig;
+    while (*colon != ':') colon++;
     shoal_status st;
     for (const char *p = colon; p > sig;)
         if ((st = sc_pop(c, sc_sig_type(*--p), NULL)) != SHOAL_OK) return st;
@@ -283,8 +297,8 @@ static shoal_status sc_check_imm(SCode *c, const SInstr *in) {
         if (in->a >= m->ntables) return sc_failf(c, "unknown table", in->a);
         break;
     case SIMM_TABLE_INIT:
-        if (in->a >= m->nelems) return sc_failf(c, "unknown elem segment", in->a);
         if (in->b >= m->ntables) return sc_failf(c, "unknown table", in->b);
+        if (in->a >= m->nelems) return sc_failf(c, "unknown elem segment", in->a);
         if (m->elems[in->a].type != m->tables[in->b].elem) return sc_fail(c, "type mismatch");
         break;
     case SIMM_ELEM:
@@ -357,6 +371,8 @@ static shoal_status sc_instr(SCode *c, const SInstr *in) {
     uint32_t n, np, nr;
     SCtrl fr;
     unsigned key = sval_key(in);
+    if ((key == SVK_memory_init || key == SVK_data_drop) && sval_needs_data_count(m))
+        return sval_fail(c->v, SHOAL_ERR_MALFORMED, c->at, "data count section required");
     if (in->op->sig) {
         if ((st = sc_check_imm(c, in)) != SHOAL_OK) return st;
         return sc_sig(c, in->op->sig);
@@ -374,6 +390,8 @@ static shoal_status sc_instr(SCode *c, const SInstr *in) {
         if ((st = sc_pop_n(c, params, np)) != SHOAL_OK) return st;
         return sc_push_ctrl(c, key, params, np, results, nr);
     case SVK_else_:
+        if (c->ctrls[c->nctrls - 1].key != SVK_if_)
+            return sval_fail(c->v, SHOAL_ERR_MALFORMED, c->at, "END opcode expected");
         if ((st = sc_pop_ctrl(c, &fr)) != SHOAL_OK) return st;
         return sc_push_ctrl(c, SVK_else_, fr.params, fr.nparams, fr.results, fr.nresults);
     case SVK_end:
@@ -483,15 +501,14 @@ static shoal_status sval_body(SCode *c, uint32_t fidx) {
     shoal_status st = sc_push_ctrl(c, SVK_FUNCTION, NULL, 0, c->ft->results, c->ft->nresults);
     if (st != SHOAL_OK) return st;
     SReader r = {c->f->code, c->f->code_end, m->bytes};
+    bool last = fidx + 1 == m->nfuncs;
     while (c->nctrls > 0) {
         SInstr in;
-        const char *why;
-        size_t where;
-        /* Pass 1 decoded this body, so this cannot fail; the check keeps the invariant local. */
-        if ((st = smod_read_instr(&r, &in, &why, &where)) != SHOAL_OK) return sval_fail(c->v, st, where, why);
+        if ((st = sval_read(c->v, &r, &in, last)) != SHOAL_OK) return st;
         c->at = in.offset;
         if ((st = sc_instr(c, &in)) != SHOAL_OK) return st;
     }
+    if (!sr_eof(&r)) return sval_fail(c->v, SHOAL_ERR_MALFORMED, sr_offset(&r), "section size mismatch");
     return SHOAL_OK;
 }
 

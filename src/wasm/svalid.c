@@ -127,18 +127,12 @@ static shoal_status sval_declared_refs(SVal *v) {
     return SHOAL_OK;
 }
 
-shoal_status smod_validate(SModule *m, shoal_error *err) {
-    SVal v;
-    memset(&v, 0, sizeof v);
-    v.m = m;
-    v.err = err;
-    v.func = SHOAL_NO_FUNC;
+/* Everything outside function bodies, then the bodies (which need C.refs). */
+static shoal_status sval_module(SVal *v_) {
+    SVal v = *v_;
+    SModule *m = v.m;
     shoal_status st;
     char msg[64];
-
-    /* Instructions first: a malformed body makes the module malformed even when something else is
-     * invalid, as decoding precedes validation in the spec. */
-    if ((st = sval_code_wellformed(&v)) != SHOAL_OK) return st;
 
     v.section = "import";
     for (uint32_t i = 0; i < m->nimports; i++) {
@@ -202,4 +196,20 @@ shoal_status smod_validate(SModule *m, shoal_error *err) {
     if ((st = sval_declared_refs(&v)) != SHOAL_OK) return st;
     v.section = "code";
     return sval_code(&v);
+}
+
+shoal_status smod_validate(SModule *m, shoal_error *err) {
+    SVal v;
+    memset(&v, 0, sizeof v);
+    v.m = m;
+    v.err = err;
+    v.func = SHOAL_NO_FUNC;
+    shoal_status st = sval_module(&v);
+    /* The spec decodes every body before validating anything: a malformed body beats anything invalid,
+     * even in an earlier body or outside the code. */
+    if (st == SHOAL_ERR_INVALID) {
+        shoal_status wf = sval_code_wellformed(&v);
+        if (wf != SHOAL_OK) st = wf;
+    }
+    return st;
 }

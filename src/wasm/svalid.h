@@ -19,9 +19,10 @@ typedef struct SVal {
 /* Fills v->err with "section S, offset 0xN: reason" (or "section code, function F, ...") and returns st. */
 shoal_status sval_fail(SVal *v, shoal_status st, size_t offset, const char *reason);
 
-/* svalcode.c: every body decodes (instructions, block structure, data count) — the decoding half. */
+/* svalcode.c: every body decodes (instructions, block structure, data count); SHOAL_ERR_MALFORMED
+ * otherwise. Used to give malformed bodies precedence over invalid ones. */
 shoal_status sval_code_wellformed(SVal *v);
-/* svalcode.c: every body type-checks (operand and control stacks). Needs m->declared_refs. */
+/* svalcode.c: every body decodes and type-checks (operand and control stacks). Needs m->declared_refs. */
 shoal_status sval_code(SVal *v);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -98,7 +99,9 @@ static void test_code_malformed(void **state) {
     (void)state;
     MALFORMED("illegal opcode", HDR, T0, F0, 0x0a, 0x05, 0x01, 0x03, 0x00, 0xff, 0x0b);
     MALFORMED("illegal opcode", HDR, T0, F0, 0x0a, 0x06, 0x01, 0x04, 0x00, 0xfc, 0x12, 0x0b);
-    MALFORMED("END opcode expected", HDR, T0, F0, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x01);
+    MALFORMED("unexpected end of section or function", HDR, T0, F0, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x01);
+    MALFORMED("section code, function 0, offset 0x1a: END opcode expected", HDR, T0, 0x03, 0x03, 0x02, 0x00, 0x00,
+              0x0a, 0x08, 0x02, 0x03, 0x00, 0x41, 0x01, 0x02, 0x00, 0x0b);
     MALFORMED("section size mismatch", HDR, T0, F0, 0x0a, 0x05, 0x01, 0x03, 0x00, 0x0b, 0x01);
     MALFORMED("zero byte expected", HDR, T0, F0, 0x05, 0x03, 0x01, 0x00, 0x01, 0x0a, 0x07, 0x01, 0x05, 0x00,
               0x3f, 0x01, 0x1a, 0x0b);
@@ -165,11 +168,207 @@ static void test_module_invalid(void **state) {
     INVALID("unknown table", HDR, 0x09, 0x06, 0x01, 0x00, 0x41, 0x00, 0x0b, 0x00);
 }
 
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Large and adversarial modules: decoding + validation must stay linear                           */
+/* ---------------------------------------------------------------------------------------------- */
+
+typedef struct Buf {
+    uint8_t *p;
+    size_t n, cap;
+} Buf;
+
+static void put(Buf *b, const void *data, size_t n) {
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+static void put8(Buf *b, uint8_t v) { put(b, &v, 1); }
+static void putu(Buf *b, uint32_t v) {
+    do {
+        uint8_t byte = v & 0x7f;
+        v >>= 7;
+        put8(b, byte | (v ? 0x80 : 0));
+    } while (v);
+}
+/* Appends section `id` with the contents of `body`, and empties body. */
+static void section(Buf *mod, uint8_t id, Buf *body) {
+    put8(mod, id);
+    putu(mod, (uint32_t)body->n);
+    put(mod, body->p, body->n);
+    body->n = 0;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Decodes + validates, returns seconds, checks the status. */
+static double timed_load(const Buf *mod, shoal_status want, const char *label, const char *text) {
+    shoal_error err;
+    double t0 = now();
+    shoal_status st = load(mod->p, mod->n, &err);
+    double dt = now() - t0;
+    printf("  %-44s %8zu bytes: %.2f ms\n", label, mod->n, dt * 1e3);
+    if (st != want || (text && !strstr(err.message, text)))
+        fail_msg("%s: want %d \"%s\", got %d: %s", label, (int)want, text ? text : "", (int)st, err.message);
+    return dt;
+}
+
+/* A bound that only quadratic behaviour can break, even under sanitizers on a busy machine. */
+#define LINEAR_LIMIT_S 2.0
+
+static void test_large_module(void **state) {
+    (void)state;
+    static const uint8_t hdr[] = {HDR};
+    Buf mod = {0}, sec = {0}, body = {0};
+    put(&mod, hdr, sizeof hdr);
+    /* types: 0 = [i32 i32] -> [i32] */
+    putu(&sec, 1);
+    put(&sec, (const uint8_t[]){0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f}, 6);
+    section(&mod, 1, &sec);
+    const uint32_t nfuncs = 2000;
+    putu(&sec, nfuncs);
+    for (uint32_t i = 0; i < nfuncs; i++) putu(&sec, 0);
+    section(&mod, 3, &sec);
+    put(&sec, (const uint8_t[]){0x01, 0x00, 0x01}, 3); /* memory 1 page */
+    section(&mod, 5, &sec);
+    putu(&sec, 1);
+    put(&sec, (const uint8_t[]){0x7f, 0x01, 0x41, 0x00, 0x0b}, 5); /* global (mut i32) */
+    section(&mod, 6, &sec);
+    putu(&sec, nfuncs);
+    for (uint32_t i = 0; i < nfuncs; i++) {
+        body.n = 0;
+        put(&body, (const uint8_t[]){0x01, 0x04, 0x7f}, 3); /* 4 i32 locals */
+        /* ~500 bytes of typical code: arithmetic, locals, memory, blocks, branches, calls */
+        for (int k = 0; k < 12; k++) {
+            static const uint8_t chunk[] = {
+                0x20, 0x00, 0x20, 0x01, 0x6a, 0x21, 0x02,             /* l2 = p0 + p1 */
+                0x02, 0x7f, 0x20, 0x02, 0x41, 0x05, 0x6c,             /* block (result i32) l2 * 5 */
+                0x20, 0x02, 0x0d, 0x00, 0x41, 0x01, 0x6b, 0x0b,       /* br_if 0; - 1; end */
+                0x21, 0x03, 0x20, 0x03, 0x28, 0x02, 0x00, 0x20, 0x03, /* l3 = ...; load [l3] */
+                0x36, 0x02, 0x04,                                     /* store */
+                0x03, 0x40, 0x20, 0x03, 0x41, 0x01, 0x6b, 0x22, 0x03, /* loop: l3 = l3 - 1 */
+                0x0d, 0x00, 0x0b,                                     /* br_if 0; end */
+                0x20, 0x00, 0x20, 0x01, 0x10, 0x00, 0x1a,             /* call 0; drop */
+                0x23, 0x00, 0x41, 0x01, 0x6a, 0x24, 0x00,             /* global += 1 */
+            };
+            put(&body, chunk, sizeof chunk);
+        }
+        put(&body, (const uint8_t[]){0x20, 0x02, 0x0b}, 3);
+        putu(&sec, (uint32_t)body.n);
+        put(&sec, body.p, body.n);
+    }
+    section(&mod, 10, &sec);
+    assert_true(mod.n > 1000000);
+    assert_true(timed_load(&mod, SHOAL_OK, "1 MB of ordinary code", NULL) < LINEAR_LIMIT_S);
+    free(mod.p);
+    free(sec.p);
+    free(body.p);
+}
+
+/* One function of `code` (type 0 = [] -> []), with a memory. */
+static void one_func(Buf *mod, const Buf *code) {
+    static const uint8_t head[] = {HDR, T0, F0};
+    Buf sec = {0};
+    mod->n = 0;
+    put(mod, head, sizeof head);
+    putu(&sec, 1);
+    putu(&sec, (uint32_t)code->n + 1);
+    put8(&sec, 0x00);
+    put(&sec, code->p, code->n);
+    section(mod, 10, &sec);
+    free(sec.p);
+}
+
+static void test_adversarial(void **state) {
+    (void)state;
+    Buf mod = {0}, code = {0};
+    const uint32_t depth = 300000;
+    /* deeply nested blocks */
+    for (uint32_t i = 0; i < depth; i++) put(&code, (const uint8_t[]){0x02, 0x40}, 2);
+    for (uint32_t i = 0; i <= depth; i++) put8(&code, 0x0b);
+    one_func(&mod, &code);
+    assert_true(timed_load(&mod, SHOAL_OK, "300000 nested blocks", NULL) < LINEAR_LIMIT_S);
+    /* ... each branching out of all of them from the innermost */
+    code.n = 0;
+    for (uint32_t i = 0; i < depth; i++) put(&code, (const uint8_t[]){0x02, 0x40}, 2);
+    put8(&code, 0x0c);
+    putu(&code, depth);
+    for (uint32_t i = 0; i <= depth; i++) put8(&code, 0x0b);
+    one_func(&mod, &code);
+    assert_true(timed_load(&mod, SHOAL_OK, "br out of 300000 blocks", NULL) < LINEAR_LIMIT_S);
+    /* a br_table of 500000 targets */
+    code.n = 0;
+    put(&code, (const uint8_t[]){0x02, 0x40, 0x41, 0x00, 0x0e}, 5);
+    putu(&code, 500000);
+    for (uint32_t i = 0; i <= 500000; i++) put8(&code, i & 1);
+    put(&code, (const uint8_t[]){0x0b, 0x0b}, 2);
+    one_func(&mod, &code);
+    assert_true(timed_load(&mod, SHOAL_OK, "br_table of 500000 targets", NULL) < LINEAR_LIMIT_S);
+    /* an operand stack 300000 deep */
+    code.n = 0;
+    for (uint32_t i = 0; i < depth; i++) put(&code, (const uint8_t[]){0x41, 0x00}, 2);
+    for (uint32_t i = 0; i < depth; i++) put8(&code, 0x1a);
+    put8(&code, 0x0b);
+    one_func(&mod, &code);
+    assert_true(timed_load(&mod, SHOAL_OK, "300000 values on the stack", NULL) < LINEAR_LIMIT_S);
+    /* the same, unbalanced: must fail, not crash */
+    code.n -= 2;
+    put8(&code, 0x0b);
+    one_func(&mod, &code);
+    timed_load(&mod, SHOAL_ERR_INVALID, "300000 values left on the stack", "type mismatch");
+    /* 100000 exports, all distinct; then one duplicate at the end */
+    static const uint8_t head[] = {HDR, T0, F0};
+    Buf sec = {0};
+    mod.n = 0;
+    put(&mod, head, sizeof head);
+    putu(&sec, 100001);
+    char name[16];
+    for (uint32_t i = 0; i <= 100000; i++) {
+        int len = snprintf(name, sizeof name, "e%u", i == 100000 ? 77777u : i);
+        putu(&sec, (uint32_t)len);
+        put(&sec, name, (size_t)len);
+        put(&sec, (const uint8_t[]){0x00, 0x00}, 2);
+    }
+    section(&mod, 7, &sec);
+    put(&sec, (const uint8_t[]){0x01, 0x02, 0x00, 0x0b}, 4);
+    section(&mod, 10, &sec);
+    assert_true(timed_load(&mod, SHOAL_ERR_INVALID, "100001 exports, one duplicate", "duplicate export name") < LINEAR_LIMIT_S);
+    /* lying counts: a vector of 2^32-1 types in a few bytes must not allocate */
+    mod.n = 0;
+    put(&mod, head, 8);
+    put(&sec, (const uint8_t[]){0xff, 0xff, 0xff, 0xff, 0x0f, 0x60}, 6);
+    section(&mod, 1, &sec);
+    timed_load(&mod, SHOAL_ERR_MALFORMED, "2^32-1 types claimed", "unexpected end");
+    /* locals: 50000 is the limit, 50001 too many */
+    mod.n = 0;
+    put(&mod, head, sizeof head);
+    put(&sec, (const uint8_t[]){0x01, 0x06, 0x01, 0xd0, 0x86, 0x03, 0x7f, 0x0b}, 8); /* 50000 i32 */
+    section(&mod, 10, &sec);
+    timed_load(&mod, SHOAL_OK, "50000 locals", NULL);
+    mod.n = 0;
+    put(&mod, head, sizeof head);
+    put(&sec, (const uint8_t[]){0x01, 0x08, 0x02, 0xd0, 0x86, 0x03, 0x7f, 0x01, 0x7e, 0x0b}, 10);
+    section(&mod, 10, &sec);
+    timed_load(&mod, SHOAL_ERR_MALFORMED, "50001 locals", "too many locals");
+    free(sec.p);
+    free(mod.p);
+    free(code.p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header),        cmocka_unit_test(test_sections),
         cmocka_unit_test(test_simd),          cmocka_unit_test(test_code_malformed),
         cmocka_unit_test(test_code_invalid),  cmocka_unit_test(test_module_invalid),
+        cmocka_unit_test(test_large_module),  cmocka_unit_test(test_adversarial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
