@@ -13,4 +13,6 @@ cp build-gpu/guests/*.wasm $C/guests/
 for lib in libcjson.so.1 libpcre2-8.so.0 libnettle.so.8; do cp -L /lib/x86_64-linux-gnu/$lib $C/lib/; done
 models=${SHOAL_MODELS:-../shared/models}
 for m in stories260K aidreams260K; do [ -d "$models/$m" ] && cp -r "$models/$m" $C/models/; done
+# The Llama 3 tokenizer goes with the random 1B-shaped model (same vocabulary size, 128256).
+[ -f "$models/llama3-tokenizer/tokenizer.json" ] && cp "$models/llama3-tokenizer/tokenizer.json" $C/llama3-tokenizer.json
 du -sh $C

@@ -30,6 +30,7 @@ fi
 if has model; then
   stamp "random Llama-3.2-1B-shaped model (PyTorch)"
   [ -f $M/model.safetensors ] || python3 bench/cuda/make_model.py $M || exit 1
+  [ -f $C/llama3-tokenizer.json ] && cp $C/llama3-tokenizer.json $M/tokenizer.json
   for t in f32 q8_0 q4_0; do
     [ -f $M-$t.gguf ] || $S convert $M $M-$t.gguf --type $t >/dev/null || echo "convert $t failed"
   done
@@ -45,7 +46,7 @@ fi
 
 if has greedy; then
   stamp "greedy decoding: CPU vs CUDA, trained models, 128 tokens"
-  for m in $C/models/*/; do
+  for m in $C/models/*260K/; do
     bin=$(ls $m*.bin | grep -v tok | head -1); tok=$m/tok512.bin
     for p in "Once upon a time" "The little dog" "Lily wanted"; do
       a=$($S generate --model $bin --tokenizer $tok --prompt "$p" -n 128 --temp 0 --ignore-eos --device cpu 2>/dev/null)
