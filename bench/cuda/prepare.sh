@@ -4,7 +4,7 @@
 # Then, with the device tool: run `bash bench/cuda/run.sh` carrying .devcarry.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build-gpu -G Ninja >/dev/null
 ninja -C build-gpu shoal_cli check_logits bench_llm guests
 C=.devcarry
 rm -rf $C && mkdir -p $C/lib $C/guests $C/models
