@@ -5,8 +5,8 @@
 #   (BF16, Q8_0, Q4_0) with bandwidth fractions; PyTorch as the peer.
 # Usage: bash bench/cuda/run.sh [stages...]   stages: zc model check greedy speed peer (default: all)
 set -uo pipefail
-cd "$(dirname "$0")/../.."
-C=$(pwd)/.devcarry
+HERE=$(cd "$(dirname "$0")" && pwd)
+C=${SHOAL_CARRY:-$(pwd)/.devcarry} # run from the repository root, where the device tool starts
 export LD_LIBRARY_PATH=$C/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 S=$C/shoal
@@ -29,7 +29,7 @@ fi
 
 if has model; then
   stamp "random Llama-3.2-1B-shaped model (PyTorch)"
-  [ -f $M/model.safetensors ] || python3 bench/cuda/make_model.py $M || exit 1
+  [ -f $M/model.safetensors ] || python3 $HERE/make_model.py $M || exit 1
   [ -f $C/llama3-tokenizer.json ] && cp $C/llama3-tokenizer.json $M/tokenizer.json
   for t in f32 q8_0 q4_0; do
     [ -f $M-$t.gguf ] || $S convert $M $M-$t.gguf --type $t >/dev/null || echo "convert $t failed"
@@ -65,6 +65,6 @@ fi
 
 if has peer; then
   stamp "PyTorch peer"
-  timeout 300 python3 bench/cuda/torch_peer.py $M
+  timeout 300 python3 $HERE/torch_peer.py $M
 fi
 stamp done
