@@ -329,6 +329,8 @@ shoal_status shoal_tensor_ctx_new(shoal_device *device, shoal_tensor_ctx **out, 
 void shoal_tensor_ctx_free(shoal_tensor_ctx *ctx);
 /* Adds the `shoal_tensor` import module (see include/shoal_guest.h) bound to ctx. */
 shoal_status shoal_tensor_add_imports(shoal_tensor_ctx *ctx, shoal_imports *imports, shoal_error *err);
+/* The message of the guest's last failed shoal_tensor call ("" if none). */
+const char *shoal_tensor_ctx_last_error(const shoal_tensor_ctx *ctx);
 
 /* ------------------------------------------------------------------------------------------------ */
 /* 7. The inference engine                                                                           */

@@ -116,7 +116,7 @@ static void zc_run_case(const shoal_module *mod, shoal_device *dev, const zc_cas
     shoal_val args[3] = {{.i32 = c->kind}, {.i32 = c->n}, {.i32 = c->keep}};
     int32_t r = call_i32(inst, "prepare", args, 3, &err, &ok);
     if (!ok || r < 0) {
-        snprintf(res->error, sizeof res->error, "prepare: %s", ok ? "shoal_tensor error" : err.message);
+        snprintf(res->error, sizeof res->error, "prepare: %s", ok ? shoal_tensor_ctx_last_error(ctx) : err.message);
         goto done;
     }
     /* The guest has written its data: from here on, anything the runtime adds is overhead. */
@@ -126,7 +126,7 @@ static void zc_run_case(const shoal_module *mod, shoal_device *dev, const zc_cas
     long hwm = proc_status_kb("VmHWM:");
     td->memory_stats(td, &dev_now, &dev_peak, false);
     if (!ok || r < 0) {
-        snprintf(res->error, sizeof res->error, "compute: %s", ok ? "shoal_tensor error" : err.message);
+        snprintf(res->error, sizeof res->error, "compute: %s", ok ? shoal_tensor_ctx_last_error(ctx) : err.message);
         goto done;
     }
     res->rss_mb = rss0 >= 0 && hwm >= 0 ? (double)(hwm - rss0) / 1024.0 : -1;

@@ -761,6 +761,10 @@ const int *step_pos(lbackend_ctx *c, uint32_t n, uint32_t pos0) {
 
 void issue(lbackend_ctx *c, const OpRec *r, const void *k1, const void *k2, const void *k3, uint64_t k4) {
     sig_op(c, (uint64_t)r->kind, k1, k2, k3, k4);
+    /* A replayed graph reads this step's position from the pinned slot: it must be set even though
+     * nothing is launched now. */
+    if (c->replaying && r->n == 1 && (r->kind == OP_ROPE || r->kind == OP_KV || r->kind == OP_ATT))
+        *c->pos_pinned = (int)r->pos0;
     if (!c->replaying) {
         run_op(c, r);
         return;

@@ -55,6 +55,7 @@ struct TCuda {
 };
 
 shoal_status cuda_fail(shoal_error *err, cudaError_t e, const char *what) {
+    cudaGetLastError(); /* a failure must not be reported again by the next operation */
     return shoal_error_set(err, e == cudaErrorMemoryAllocation ? SHOAL_ERR_NOMEM : SHOAL_ERR_DEVICE, "cuda: %s: %s",
                            what, cudaGetErrorString(e));
 }
@@ -307,6 +308,25 @@ __global__ void k_rope(void *o, int to, const void *a, int ta, uint64_t npairs, 
     }
 }
 
+unsigned grid_for(uint64_t n) {
+    uint64_t b = (n + 255) / 256;
+    return (unsigned)(b > 65535 * 8 ? 65535 * 8 : (b ? b : 1));
+}
+
+/* Copies between device memory and mapped guest memory. A kernel, not cudaMemcpy: a guest buffer may span
+ * several registrations (each memory.grow adds one), which the copy engine refuses, while kernels see
+ * one flat address range. */
+__global__ void k_copy(void *dst, const void *src, uint64_t n) {
+    uint64_t i0 = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x, step = (uint64_t)gridDim.x * blockDim.x;
+    if ((((uintptr_t)dst | (uintptr_t)src) & 15) == 0) {
+        uint64_t n16 = n / 16;
+        for (uint64_t i = i0; i < n16; i += step) ((uint4 *)dst)[i] = ((const uint4 *)src)[i];
+        for (uint64_t i = n16 * 16 + i0; i < n; i += step) ((uint8_t *)dst)[i] = ((const uint8_t *)src)[i];
+    } else {
+        for (uint64_t i = i0; i < n; i += step) ((uint8_t *)dst)[i] = ((const uint8_t *)src)[i];
+    }
+}
+
 /* --- operand placement ------------------------------------------------------------------------------ */
 
 /* Where an operation finds its operands and puts its result. In MAPPED/UNIFIED modes inputs are read in
@@ -384,7 +404,12 @@ shoal_status finish(TCuda *c, Operands *ops, tview *out, bool ok, shoal_error *e
             free(stage);
         }
     } else if (ok && out->resident) {
-        e = cudaMemcpyAsync(out->host, out->resident, out->nbytes, cudaMemcpyDeviceToHost, c->stream);
+        if (c->base.mode == SHOAL_MEMORY_MAPPED) {
+            k_copy<<<grid_for(out->nbytes / 16 + 1), 256, 0, c->stream>>>(out->host, out->resident, out->nbytes);
+            e = cudaGetLastError();
+        } else {
+            e = cudaMemcpyAsync(out->host, out->resident, out->nbytes, cudaMemcpyDeviceToHost, c->stream);
+        }
         if (e != cudaSuccess) st = cuda_fail(err, e, "copy of a kept output");
     }
     for (int i = 0; i < ops->ntmp; i++) cudaFreeAsync(ops->tmp[i], c->stream);
@@ -394,10 +419,6 @@ shoal_status finish(TCuda *c, Operands *ops, tview *out, bool ok, shoal_error *e
     return st;
 }
 
-unsigned grid_for(uint64_t n) {
-    uint64_t b = (n + 255) / 256;
-    return (unsigned)(b > 65535 * 8 ? 65535 * 8 : (b ? b : 1));
-}
 
 /* --- operations -------------------------------------------------------------------------------------- */
 
@@ -513,8 +534,13 @@ shoal_status op_sync(tdevice *d, shoal_error *err) {
 
 shoal_status op_update(tdevice *d, tview *v, shoal_error *err) {
     TCuda *c = (TCuda *)d;
-    /* In MAPPED mode the source is page-locked, so this copy runs at full bus speed without staging. */
-    CU_TRY(cudaMemcpyAsync(v->resident, v->host, v->nbytes, cudaMemcpyHostToDevice, c->stream), "keep: copy");
+    /* In MAPPED mode the source is page-locked and mapped: the GPU pulls it over the bus, no staging. */
+    if (d->mode == SHOAL_MEMORY_MAPPED) {
+        k_copy<<<grid_for(v->nbytes / 16 + 1), 256, 0, c->stream>>>(v->resident, v->host, v->nbytes);
+        CU_TRY(cudaGetLastError(), "keep: copy");
+    } else {
+        CU_TRY(cudaMemcpyAsync(v->resident, v->host, v->nbytes, cudaMemcpyHostToDevice, c->stream), "keep: copy");
+    }
     return SHOAL_OK;
 }
 

@@ -440,3 +440,5 @@ shoal_status shoal_tensor_add_imports(shoal_tensor_ctx *ctx, shoal_imports *impo
     }
     return SHOAL_OK;
 }
+
+const char *shoal_tensor_ctx_last_error(const shoal_tensor_ctx *ctx) { return ctx->last_error; }
