@@ -64,6 +64,9 @@ int main(int argc, char **argv) {
     }
     const char *device = "cuda";
     shoal_kv_type kv = SHOAL_KV_F32;
+    bool prefill_only = false;
+    for (int i = 5; i < argc; i++)
+        if (!strcmp(argv[i], "--prefill-only")) prefill_only = true;
     for (int i = 5; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--device")) device = argv[i + 1];
         else if (!strcmp(argv[i], "--kv")) kv = !strcmp(argv[i + 1], "f16") ? SHOAL_KV_F16 : SHOAL_KV_F32;
@@ -154,6 +157,7 @@ int main(int argc, char **argv) {
     }
     shoal_session_reset(s);
     double worst = 0;
+    if (prefill_only) nt = 0;
     size_t worst_at = 0;
     for (size_t i = 0; i < nt; i++) {
         if (shoal_session_decode(s, tok[i], logits, &err)) {
