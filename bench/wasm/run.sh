@@ -49,7 +49,7 @@ out="$build/bench-wasm"
 mkdir -p "$out/logs" || exit 2
 
 # name:benchmark-size:check-size. Sizes are each program's argv[1]; defaults take 0.3-1 s natively.
-programs="fib:40:24 sieve:8000000:100000 nbody:5000000:20000 matmul:480:40 mandel:1600:120
+programs="fib:40:24 sieve:16000000:100000 nbody:5000000:20000 matmul:480:40 mandel:1600:120
           memcopy:24:1 sha256:160:1 sort:3000000:50000 hashmap:400000:20000"
 
 cc=$(command -v clang-14 || command -v clang || true)

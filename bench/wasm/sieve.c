@@ -26,16 +26,16 @@ static uint32_t collatz_len(uint64_t x) {
 }
 
 int main(int argc, char **argv) {
-    uint32_t n = bench_size(argc, argv, 8000000);
+    uint32_t n = bench_size(argc, argv, 16000000);
     uint8_t *composite = bench_alloc((size_t)n + 1);
     uint64_t h = 0;
     uint32_t primes = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    for (int rep = 0; rep < 6; rep++) {
         primes = sieve(composite, n - (uint32_t)rep);
         h = bench_mix(h, primes);
     }
     printf("primes below %u: %u\n", n, primes);
-    uint32_t best = 0, best_start = 0, bound = n / 4;
+    uint32_t best = 0, best_start = 0, bound = n / 12;
     for (uint32_t i = 1; i < bound; i++) {
         uint32_t len = collatz_len(i);
         if (len > best) {

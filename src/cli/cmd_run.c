@@ -153,22 +153,19 @@ static void *run_timer_main(void *arg) {
 /* --- reporting ---------------------------------------------------------------------------------------- */
 
 static void run_report_trap(const char *module_path, const shoal_error *err, int timed_out, double secs) {
-    const char *what = shoal_trap_message(err->trap);
-    fprintf(stderr, "shoal: %s: trap: %s", module_path, what);
+    fprintf(stderr, "shoal: %s: trap: %s", module_path, shoal_trap_message(err->trap));
     if (timed_out)
         fprintf(stderr, " (--timeout %gs expired)", secs);
-    if (err->message[0] && strcmp(err->message, what) != 0)
+    if (err->trap == SHOAL_TRAP_HOST && err->message[0]) /* the host function's own reason */
         fprintf(stderr, ": %s", err->message);
     fputc('\n', stderr);
     if (err->func_index != SHOAL_NO_FUNC) {
-        char fallback[32];
-        const char *name = err->func_name;
-        if (!name[0]) {
-            snprintf(fallback, sizeof fallback, "func[%u]", err->func_index);
-            name = fallback;
-        }
-        fprintf(stderr, "    in function %s (func[%u]) at code offset 0x%x\n", name, err->func_index,
-                err->code_offset);
+        char index[32];
+        snprintf(index, sizeof index, "func[%u]", err->func_index);
+        if (err->func_name[0] && strcmp(err->func_name, index) != 0)
+            fprintf(stderr, "    in function %s (%s) at code offset 0x%x\n", err->func_name, index, err->code_offset);
+        else
+            fprintf(stderr, "    in function %s at code offset 0x%x\n", index, err->code_offset);
     }
 }
 

@@ -1,10 +1,10 @@
 /*
  * lsample.c: the sampler chain of lsample.h.
  *
- * Cost per token for a vocabulary of n: the penalty touches only the history; top-k selects with a
- * quickselect (O(n)) and sorts only the k survivors; top-p without top-k sorts a growing prefix (64, 128, ...
- * candidates) selected by quickselect until the prefix holds top_p of the mass, which for a peaked
- * distribution is a few hundred tokens, not a full sort of 128k.
+ * Cost per token for a vocabulary of n: the penalty touches only the history; top-k keeps a k-heap in one
+ * pass (one comparison per token) and sorts only the k survivors; top-p without top-k sorts a growing prefix
+ * (64, 128, ... candidates, picked by quickselect) until the prefix holds top_p of the mass, which for a
+ * peaked distribution is a few hundred tokens, not a full sort of 128k.
  */
 #include <math.h>
 #include <stdio.h>
@@ -193,35 +193,71 @@ static void lsample_select(lsample_cand *c, size_t n, size_t k) {
     }
 }
 
+/* Sift-down in a heap ordered worst-first (the root is the worst of the kept candidates). */
+static void lsample_sift(lsample_cand *h, size_t n, size_t i) {
+    lsample_cand x = h[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= n)
+            break;
+        if (c + 1 < n && lsample_before(&h[c], &h[c + 1]))
+            c++;
+        if (!lsample_before(&x, &h[c]))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+/* The k best real logits into c[0..k), sorted: one pass with a k-heap, so a 128k vocabulary costs one
+ * comparison per token plus a few heap updates. Returns how many there were (< k if fewer are real). */
+static size_t lsample_top_k(const float *logits, uint32_t n, size_t k, lsample_cand *c) {
+    size_t m = 0;
+    uint32_t i = 0;
+    for (; i < n && m < k; i++)
+        if (!isnan(logits[i]) && logits[i] != -INFINITY)
+            c[m++] = (lsample_cand){logits[i], (int32_t)i};
+    if (m == k) {
+        for (size_t j = k / 2; j-- > 0;)
+            lsample_sift(c, k, j);
+        for (; i < n; i++) {
+            lsample_cand x = {logits[i], (int32_t)i};
+            if (!isnan(x.logit) && lsample_before(&x, &c[0])) {
+                c[0] = x;
+                lsample_sift(c, k, 0);
+            }
+        }
+    }
+    qsort(c, m, sizeof *c, lsample_cmp);
+    return m;
+}
+
 int32_t lsample_next(lsampler *s, float *logits, uint32_t n, const int32_t *hist, size_t nh) {
     if (n == 0 || !lsample_reserve(s, n))
         return -1;
     lsample_penalize(s, logits, n, hist, nh);
 
-    /* Candidates: every token with a real logit (NaN never wins, -inf is impossible). */
-    size_t nc = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (!isnan(logits[i]) && logits[i] != -INFINITY)
-            s->cand[nc++] = (lsample_cand){logits[i], (int32_t)i};
+    /* Candidates are the tokens with a real logit: NaN never wins, -inf is impossible. */
+    if (s->p.temperature <= 0.0f) {
+        int32_t best = -1;
+        for (uint32_t i = 0; i < n; i++)
+            if (!isnan(logits[i]) && logits[i] != -INFINITY && (best < 0 || logits[i] > logits[best]))
+                best = (int32_t)i;
+        return best;
+    }
+    lsample_cand *c = s->cand;
+    size_t nc = 0, sorted = 0;
+    if (s->p.top_k > 0 && (uint32_t)s->p.top_k < n) {
+        nc = sorted = lsample_top_k(logits, n, (size_t)s->p.top_k, c);
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            if (!isnan(logits[i]) && logits[i] != -INFINITY)
+                c[nc++] = (lsample_cand){logits[i], (int32_t)i};
+    }
     if (nc == 0)
         return -1;
-    lsample_cand *c = s->cand;
-    if (s->p.temperature <= 0.0f) {
-        size_t best = 0;
-        for (size_t i = 1; i < nc; i++)
-            if (lsample_before(&c[i], &c[best]))
-                best = i;
-        return c[best].id;
-    }
 
-    /* top-k: the k best, sorted. */
-    size_t sorted = 0;
-    if (s->p.top_k > 0 && (size_t)s->p.top_k < nc) {
-        lsample_select(c, nc, (size_t)s->p.top_k);
-        nc = (size_t)s->p.top_k;
-        qsort(c, nc, sizeof *c, lsample_cmp);
-        sorted = nc;
-    }
     float maxl = c[0].logit;
     for (size_t i = 1; i < nc; i++)
         maxl = c[i].logit > maxl ? c[i].logit : maxl;

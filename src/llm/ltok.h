@@ -72,8 +72,15 @@ shoal_status ltok_from_vocab(const ltok_vocab_desc *d, ltok **out, shoal_error *
  * vocab_size is the model's (the file has no count); the file must hold exactly that many tokens.
  * Pieces are SPM; "<s>"/"</s>" are stored there as "\n<s>\n" and spaces as ' ' (both normalised). */
 shoal_status ltok_load_llama2c(const char *path, uint32_t vocab_size, ltok **out, shoal_error *err);
-/* Hugging Face tokenizer.json with a byte-level BPE model (Llama 3). */
+/* The same from bytes in memory; name is used in messages (NULL: "tokenizer.bin"). */
+shoal_status ltok_load_llama2c_mem(const void *data, size_t size, uint32_t vocab_size, const char *name, ltok **out,
+                                   shoal_error *err);
+/* Hugging Face tokenizer.json with a byte-level BPE model (Llama 3). BOS and EOS come from a
+ * tokenizer_config.json in the same folder when there is one, else from the Llama 3 names. */
 shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err);
+/* The same from memory; config (tokenizer_config.json's text) may be NULL. name is used in messages. */
+shoal_status ltok_load_hf_json_mem(const char *json, size_t size, const char *config, size_t config_size,
+                                   const char *name, ltok **out, shoal_error *err);
 void ltok_free(ltok *t);
 
 /* The vocabulary in GGUF terms, for writers. Pointers are valid while t lives. */

@@ -52,6 +52,81 @@ static void expect(int line, shoal_status want, const char *text, const uint8_t 
 /* type () -> i32 */
 #define TI 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f
 
+
+/* All 8 element encodings, all 3 data encodings, a data count and a name section, decoded into SModule. */
+static const uint8_t segs_wasm[] = {
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x02, 0x0a, 0x01, 0x03,
+    0x65, 0x6e, 0x76, 0x01, 0x67, 0x03, 0x7f, 0x00, 0x03, 0x03, 0x02, 0x00, 0x00, 0x04, 0x07, 0x02, 0x70, 0x00,
+    0x04, 0x6f, 0x00, 0x04, 0x05, 0x03, 0x01, 0x00, 0x01, 0x09, 0x39, 0x08, 0x00, 0x41, 0x00, 0x0b, 0x02, 0x00,
+    0x01, 0x01, 0x00, 0x01, 0x01, 0x02, 0x00, 0x41, 0x01, 0x0b, 0x00, 0x01, 0x00, 0x03, 0x00, 0x01, 0x00, 0x04,
+    0x41, 0x02, 0x0b, 0x02, 0xd2, 0x01, 0x0b, 0xd0, 0x70, 0x0b, 0x05, 0x70, 0x01, 0xd0, 0x70, 0x0b, 0x06, 0x01,
+    0x23, 0x00, 0x0b, 0x6f, 0x01, 0xd0, 0x6f, 0x0b, 0x07, 0x70, 0x01, 0xd2, 0x01, 0x0b, 0x0c, 0x01, 0x03, 0x0a,
+    0x07, 0x02, 0x02, 0x00, 0x0b, 0x02, 0x00, 0x0b, 0x0b, 0x19, 0x03, 0x00, 0x41, 0x08, 0x0b, 0x03, 0x61, 0x62,
+    0x63, 0x01, 0x07, 0x70, 0x61, 0x73, 0x73, 0x69, 0x76, 0x65, 0x02, 0x00, 0x41, 0x10, 0x0b, 0x01, 0x78, 0x00,
+    0x17, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x00, 0x05, 0x04, 0x73, 0x65, 0x67, 0x73, 0x01, 0x09, 0x02, 0x00, 0x02,
+    0x66, 0x30, 0x01, 0x02, 0x66, 0x31,
+};
+
+static void test_structure(void **state) {
+    (void)state;
+    SModule m;
+    memset(&m, 0, sizeof m);
+    shoal_error err;
+    assert_int_equal(smod_decode(&m, segs_wasm, sizeof segs_wasm, &err), SHOAL_OK);
+    if (smod_validate(&m, &err) != SHOAL_OK) fail_msg("%s", err.message);
+    assert_int_equal(m.nimports, 1);
+    assert_string_equal(m.imports[0].module, "env");
+    assert_int_equal(m.imports[0].kind, SHOAL_EXTERN_GLOBAL);
+    assert_int_equal(m.nglobals, 1);
+    assert_int_equal(m.nglobal_imports, 1);
+    assert_int_equal(m.nfuncs, 2);
+    assert_int_equal(m.ntables, 2);
+    assert_int_equal(m.tables[1].elem, SHOAL_EXTERNREF);
+    assert_int_equal(m.nmems, 1);
+    assert_non_null(smod_func_type(&m, 1));
+    assert_null(smod_func_type(&m, 2));
+
+    assert_int_equal(m.nelems, 8);
+    static const SSegMode modes[8] = {SSEG_ACTIVE, SSEG_PASSIVE, SSEG_ACTIVE, SSEG_DECLARATIVE,
+                                      SSEG_ACTIVE, SSEG_PASSIVE, SSEG_ACTIVE, SSEG_DECLARATIVE};
+    static const uint32_t counts[8] = {2, 1, 1, 1, 2, 1, 1, 1};
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(m.elems[i].mode, modes[i]);
+        assert_int_equal(m.elems[i].count, counts[i]);
+        assert_int_equal(m.elems[i].type, i == 6 ? SHOAL_EXTERNREF : SHOAL_FUNCREF);
+    }
+    assert_int_equal(m.elems[0].offset.kind, SCONST_VALUE);
+    assert_int_equal(m.elems[0].offset.bits, 0);
+    assert_int_equal(m.elems[0].items[1].kind, SCONST_REF_FUNC);
+    assert_int_equal(m.elems[0].items[1].index, 1);
+    assert_int_equal(m.elems[2].offset.bits, 1);
+    assert_int_equal(m.elems[4].items[0].kind, SCONST_REF_FUNC);
+    assert_int_equal(m.elems[4].items[1].kind, SCONST_REF_NULL);
+    assert_int_equal(m.elems[6].table, 1);
+    assert_int_equal(m.elems[6].offset.kind, SCONST_GLOBAL_GET);
+    assert_int_equal(m.elems[6].offset.type, SHOAL_I32); /* completed by the validator */
+    assert_int_equal(m.elems[6].items[0].type, SHOAL_EXTERNREF);
+    assert_int_equal(m.elems[7].items[0].index, 1);
+    /* both functions may be ref.func operands: they appear in segments */
+    assert_int_equal(m.declared_refs[0] & 3, 3);
+
+    assert_true(m.has_data_count);
+    assert_int_equal(m.ndatas, 3);
+    assert_int_equal(m.datas[0].mode, SSEG_ACTIVE);
+    assert_int_equal(m.datas[0].size, 3);
+    assert_memory_equal(m.datas[0].bytes, "abc", 3);
+    assert_int_equal(m.datas[1].mode, SSEG_PASSIVE);
+    assert_memory_equal(m.datas[1].bytes, "passive", 7);
+    assert_int_equal(m.datas[2].offset.bits, 16);
+
+    assert_string_equal(m.module_name, "segs");
+    assert_string_equal(m.funcs[0].name, "f0");
+    assert_string_equal(m.funcs[1].name, "f1");
+    assert_int_equal(m.funcs[1].code[0], 0x0b);
+    smod_free(&m);
+    smod_free(&m); /* freeing twice is harmless: smod_free zeroes the module */
+}
+
 static void test_header(void **state) {
     (void)state;
     MALFORMED("unexpected end", 0x00, 0x61);
@@ -84,6 +159,13 @@ static void test_sections(void **state) {
     MALFORMED("too many locals", HDR, T0, F0, 0x0a, 0x0a, 0x01, 0x08, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b);
     MALFORMED("malformed elements segment kind", HDR, 0x09, 0x02, 0x01, 0x08);
     MALFORMED("malformed data segment kind", HDR, 0x0b, 0x02, 0x01, 0x03);
+    MALFORMED("malformed function type", HDR, 0x01, 0x04, 0x01, 0x61, 0x00, 0x00);
+    MALFORMED("malformed value type", HDR, 0x01, 0x05, 0x01, 0x60, 0x01, 0x7a, 0x00);
+    MALFORMED("malformed export kind", HDR, 0x07, 0x04, 0x01, 0x00, 0x04, 0x00);
+    MALFORMED("malformed element kind", HDR, 0x09, 0x04, 0x01, 0x01, 0x01, 0x00);
+    MALFORMED("section table, offset 0xa: unexpected end of section or function", HDR, 0x04, 0x01, 0x01);
+    MALFORMED("section custom, offset 0xa: length out of bounds", HDR, 0x00, 0x02, 0x05, 'a');
+    MALFORMED("integer too large", HDR, 0x05, 0x03, 0x01, 0x02, 0x00); /* shared/memory64 limit flags */
     /* a broken name section leaves the module fine */
     OK(HDR, 0x00, 0x08, 0x04, 'n', 'a', 'm', 'e', 0x01, 0x7f, 0x00);
 }
@@ -93,6 +175,15 @@ static void test_simd(void **state) {
     EXPECT(SHOAL_ERR_UNSUPPORTED, "unsupported: SIMD (v128)", HDR, 0x01, 0x05, 0x01, 0x60, 0x01, 0x7b, 0x00);
     EXPECT(SHOAL_ERR_UNSUPPORTED, "unsupported: SIMD (v128)", HDR, T0, F0, 0x0a, 0x06, 0x01, 0x04, 0x00, 0xfd,
            0x0c, 0x0b);
+    /* v128 as a global, a local, a block result and a select type */
+    EXPECT(SHOAL_ERR_UNSUPPORTED, "section global, offset 0xb: unsupported: SIMD (v128)", HDR, 0x06, 0x04, 0x01,
+           0x7b, 0x00, 0x0b);
+    EXPECT(SHOAL_ERR_UNSUPPORTED, "unsupported: SIMD (v128)", HDR, T0, F0, 0x0a, 0x06, 0x01, 0x04, 0x01, 0x01,
+           0x7b, 0x0b);
+    EXPECT(SHOAL_ERR_UNSUPPORTED, "unsupported: SIMD (v128)", HDR, T0, F0, 0x0a, 0x07, 0x01, 0x05, 0x00, 0x02,
+           0x7b, 0x0b, 0x0b);
+    EXPECT(SHOAL_ERR_UNSUPPORTED, "unsupported: SIMD (v128)", HDR, T0, F0, 0x0a, 0x07, 0x01, 0x05, 0x00, 0x1c,
+           0x01, 0x7b, 0x0b);
 }
 
 static void test_code_malformed(void **state) {
@@ -109,6 +200,14 @@ static void test_code_malformed(void **state) {
               0x0b, 0x03, 0x01, 0x01, 0x00);
     /* without a data section, data.drop 0 is merely an unknown segment */
     INVALID("unknown data segment 0", HDR, T0, F0, 0x0a, 0x07, 0x01, 0x05, 0x00, 0xfc, 0x09, 0x00, 0x0b);
+    /* a malformed body wins over an invalid earlier body, and over invalid module fields */
+    MALFORMED("illegal opcode", HDR, T0, 0x03, 0x03, 0x02, 0x00, 0x00, 0x0a, 0x0a, 0x02, 0x04, 0x00, 0x42, 0x00,
+              0x0b, 0x03, 0x00, 0xff, 0x0b);
+    MALFORMED("illegal opcode", HDR, T0, F0, 0x05, 0x05, 0x02, 0x00, 0x01, 0x00, 0x01, 0x0a, 0x05, 0x01, 0x03,
+              0x00, 0xff, 0x0b);
+    /* i32.load with alignment exponent 64 (multi-memory's flag bit) */
+    MALFORMED("malformed memop flags", HDR, T0, F0, 0x05, 0x03, 0x01, 0x00, 0x01, 0x0a, 0x0a, 0x01, 0x08, 0x00,
+              0x41, 0x00, 0x28, 0x40, 0x00, 0x1a, 0x0b);
     /* else outside if */
     MALFORMED("END opcode expected", HDR, T0, F0, 0x0a, 0x08, 0x01, 0x06, 0x00, 0x02, 0x40, 0x05, 0x0b, 0x0b);
 }
@@ -153,18 +252,26 @@ static void test_code_invalid(void **state) {
 
 static void test_module_invalid(void **state) {
     (void)state;
-    INVALID("multiple memories", HDR, 0x05, 0x05, 0x02, 0x00, 0x01, 0x00, 0x01);
+    /* global.get of a mutable import in a constant expression */
+    INVALID("section global, offset 0x15: constant expression required", HDR, 0x02, 0x06, 0x01, 0x00, 0x00, 0x03,
+            0x7f, 0x01, 0x06, 0x06, 0x01, 0x7f, 0x00, 0x23, 0x00, 0x0b);
+    INVALID("section data, offset 0xc: unknown memory 0", HDR, 0x0b, 0x06, 0x01, 0x00, 0x41, 0x00, 0x0b, 0x00);
+    INVALID("unknown elem segment 0", HDR, T0, F0, 0x0a, 0x07, 0x01, 0x05, 0x00, 0xfc, 0x0d, 0x00, 0x0b);
+    /* select with two result types */
+    INVALID("invalid result arity", HDR, T0, F0, 0x0a, 0x0f, 0x01, 0x0d, 0x00, 0x41, 0x00, 0x41, 0x00, 0x41, 0x00,
+            0x1c, 0x02, 0x7f, 0x7f, 0x1a, 0x0b);
+    INVALID("section memory, offset 0xa: multiple memories", HDR, 0x05, 0x05, 0x02, 0x00, 0x01, 0x00, 0x01);
     INVALID("size minimum must not be greater than maximum", HDR, 0x05, 0x04, 0x01, 0x01, 0x02, 0x01);
     INVALID("memory size must be at most 65536 pages (4GiB)", HDR, 0x05, 0x05, 0x01, 0x00, 0x81, 0x80, 0x04);
     INVALID("constant expression required", HDR, 0x06, 0x09, 0x01, 0x7f, 0x00, 0x41, 0x00, 0x41, 0x00, 0x6a, 0x0b);
     INVALID("type mismatch", HDR, 0x06, 0x06, 0x01, 0x7f, 0x00, 0x42, 0x00, 0x0b);
     INVALID("type mismatch", HDR, 0x06, 0x04, 0x01, 0x7f, 0x00, 0x0b);
     INVALID("unknown global", HDR, 0x06, 0x0b, 0x02, 0x7f, 0x00, 0x41, 0x00, 0x0b, 0x7f, 0x00, 0x23, 0x00, 0x0b);
-    INVALID("duplicate export name", HDR, T0, F0, 0x07, 0x09, 0x02, 0x01, 'a', 0x00, 0x00, 0x01, 'a', 0x00, 0x00,
+    INVALID("section export, offset 0x19: duplicate export name", HDR, T0, F0, 0x07, 0x09, 0x02, 0x01, 'a', 0x00, 0x00, 0x01, 'a', 0x00, 0x00,
             0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b);
     INVALID("unknown function", HDR, 0x08, 0x01, 0x00);
-    INVALID("start function", HDR, TI, F0, 0x08, 0x01, 0x00, 0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x00, 0x0b);
-    INVALID("unknown type", HDR, 0x03, 0x02, 0x01, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b);
+    INVALID("section start, offset 0x", HDR, TI, F0, 0x08, 0x01, 0x00, 0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x00, 0x0b);
+    INVALID("section function, offset 0xb: unknown type 0", HDR, 0x03, 0x02, 0x01, 0x00, 0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b);
     INVALID("unknown table", HDR, 0x09, 0x06, 0x01, 0x00, 0x41, 0x00, 0x0b, 0x00);
 }
 
@@ -319,7 +426,31 @@ static void test_adversarial(void **state) {
     put8(&code, 0x0b);
     one_func(&mod, &code);
     assert_true(timed_load(&mod, SHOAL_OK, "300000 values on the stack", NULL) < LINEAR_LIMIT_S);
-    /* the same, unbalanced: must fail, not crash */
+    /* past the operand stack limit (an implementation limit, so UNSUPPORTED) */
+    code.n = 0;
+    for (uint32_t i = 0; i <= (1u << 20); i++) put(&code, (const uint8_t[]){0x41, 0x00}, 2);
+    put8(&code, 0x0b);
+    one_func(&mod, &code);
+    timed_load(&mod, SHOAL_ERR_UNSUPPORTED, "2^20+1 values on the stack", "operand stack too deep");
+    /* a function type of 1001 parameters */
+    {
+        static const uint8_t hdr[] = {HDR};
+        Buf types = {0};
+        mod.n = 0;
+        put(&mod, hdr, sizeof hdr);
+        put(&types, (const uint8_t[]){0x01, 0x60}, 2);
+        putu(&types, 1001);
+        for (int i = 0; i < 1001; i++) put8(&types, 0x7f);
+        put8(&types, 0x00);
+        section(&mod, 1, &types);
+        free(types.p);
+        timed_load(&mod, SHOAL_ERR_UNSUPPORTED, "1001 parameters", "too many parameters");
+    }
+    /* the stack of the test before, unbalanced: must fail, not crash */
+    code.n = 0;
+    for (uint32_t i = 0; i < depth; i++) put(&code, (const uint8_t[]){0x41, 0x00}, 2);
+    for (uint32_t i = 0; i < depth; i++) put8(&code, 0x1a);
+    put8(&code, 0x0b);
     code.n -= 2;
     put8(&code, 0x0b);
     one_func(&mod, &code);
@@ -358,6 +489,19 @@ static void test_adversarial(void **state) {
     put(&sec, (const uint8_t[]){0x01, 0x08, 0x02, 0xd0, 0x86, 0x03, 0x7f, 0x01, 0x7e, 0x0b}, 10);
     section(&mod, 10, &sec);
     timed_load(&mod, SHOAL_ERR_MALFORMED, "50001 locals", "too many locals");
+    /* 150000 bodies of 7 bytes, each asking for 50000 locals: 7.5 GB if allowed; the module-wide budget
+     * stops it */
+    mod.n = 0;
+    put(&mod, head, 8);
+    put(&sec, (const uint8_t[]){0x01, 0x60, 0x00, 0x00}, 4);
+    section(&mod, 1, &sec);
+    putu(&sec, 150000);
+    for (int i = 0; i < 150000; i++) put8(&sec, 0x00);
+    section(&mod, 3, &sec);
+    putu(&sec, 150000);
+    for (int i = 0; i < 150000; i++) put(&sec, (const uint8_t[]){0x06, 0x01, 0xd0, 0x86, 0x03, 0x7f, 0x0b}, 7);
+    section(&mod, 10, &sec);
+    timed_load(&mod, SHOAL_ERR_MALFORMED, "150000 x 50000 locals", "too many locals");
     free(sec.p);
     free(mod.p);
     free(code.p);
@@ -365,7 +509,7 @@ static void test_adversarial(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_header),        cmocka_unit_test(test_sections),
+        cmocka_unit_test(test_structure),     cmocka_unit_test(test_header),        cmocka_unit_test(test_sections),
         cmocka_unit_test(test_simd),          cmocka_unit_test(test_code_malformed),
         cmocka_unit_test(test_code_invalid),  cmocka_unit_test(test_module_invalid),
         cmocka_unit_test(test_large_module),  cmocka_unit_test(test_adversarial),

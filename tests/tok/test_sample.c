@@ -220,13 +220,13 @@ static void test_large_vocab_support(void **state) {
     fprintf(stderr, "top_p 0.9 of %d tokens keeps %d\n", N, keep);
     lsampler *s = make(1.0f, 0, 0.9f, 0.0f, 5);
     float lo = INFINITY;
-    for (int i = 0; i < 3000; i++) {
+    for (int i = 0; i < 400; i++) {
         memcpy(tmp, l, N * sizeof *l);
         int32_t id = lsample_next(s, tmp, N, NULL, 0);
         assert_true(l[id] >= cut);
         lo = l[id] < lo ? l[id] : lo;
     }
-    /* 3000 draws over the kept set reach well into its bottom half. */
+    /* 400 draws over the kept set reach well into its bottom half. */
     assert_true(lo < sorted[keep / 2]);
     lsample_free(s);
 

@@ -173,7 +173,7 @@ static void test_json(void **state) {
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0,", SHOAL_ERR_FORMAT, "invalid JSON near byte");
     expect_json_error("[1, 2, 3]", SHOAL_ERR_FORMAT, "no model with type, vocab and merges");
     expect_json_error("{\"model\":{\"type\":\"Unigram\",\"vocab\":{},\"merges\":[]}}", SHOAL_ERR_UNSUPPORTED,
-                      "only byte-level BPE");
+                      "only BPE tokenizer.json");
     expect_json_error("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":"
                       "{\"type\":\"Whitespace\"}}",
                       SHOAL_ERR_UNSUPPORTED, "unsupported pre_tokenizer");

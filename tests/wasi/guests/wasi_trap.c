@@ -34,9 +34,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(what, "sleep"))
         sleep(1000);
     else if (!strcmp(what, "grow")) {
+        static char *volatile keep[64]; /* volatile: the compiler may not drop allocations it sees unused */
         int blocks = 0;
-        while (blocks < 64 && malloc(1 << 20))
+        while (blocks < 64 && (keep[blocks] = malloc(1 << 20)) != NULL) {
+            memset(keep[blocks], 1, 1 << 20);
             blocks++;
+        }
         printf("allocated %d MiB\n", blocks);
         return blocks == 64 ? 0 : 3;
     } else if (!strcmp(what, "exit") && argc > 2)
