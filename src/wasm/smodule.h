@@ -127,6 +127,8 @@ typedef struct SModule {
     /* Filled by the validator: functions that may be the operand of ref.func in code (C.refs), one bit
      * per function index. */
     uint8_t *declared_refs;
+
+    void *exec; /* owned by the translator (scompile.c): the engine's per-module data */
 } SModule;
 
 /* The public handle is the module itself. */
