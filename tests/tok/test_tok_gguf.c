@@ -1,6 +1,6 @@
 /*
  * test_tok_gguf.c: the tokenizers built from llama.cpp's tokenizer-only GGUFs (tokenizer.ggml.* arrays through
- * ltok_from_vocab, as a GGUF loader does) give llama.cpp's expected ids for all 46 reference strings, and
+ * the GGUF loader's lload_gguf_tokenizer and ltok_from_vocab) give llama.cpp's expected ids for all 46 reference strings, and
  * agree with the same vocabularies loaded from tokenizer.bin / tokenizer.json.
  */
 #include <setjmp.h>
@@ -11,72 +11,19 @@
 #include <cmocka.h>
 
 #include "lgguf.h"
+#include "lload.h"
 #include "ltok.h"
 #include "tok_util.h"
 
-/* tokenizer.ggml.* -> ltok, the way llama.cpp reads those keys. */
+/* tokenizer.ggml.* -> ltok through the GGUF loader's own path (lload_gguf_tokenizer -> ltok_from_vocab). */
 static ltok *from_gguf(const char *rel) {
     lgguf *g = NULL;
+    ltok *t = NULL;
     shoal_error err;
-    if (lgguf_open(tu_path(rel), &g, &err) != SHOAL_OK) {
+    if (lgguf_open(tu_path(rel), &g, &err) != SHOAL_OK || lload_gguf_tokenizer(g, &t, &err) != SHOAL_OK)
         fprintf(stderr, "%s: %s\n", rel, err.message);
-        return NULL;
-    }
-    lgguf_str model = {0}, pre = {0};
-    const lgguf_value *toks = NULL, *scores = NULL, *types = NULL, *merges = NULL;
-    assert_int_equal(lgguf_req_str(g, "tokenizer.ggml.model", &model, &err), SHOAL_OK);
-    assert_int_equal(lgguf_req_arr(g, "tokenizer.ggml.tokens", LGGUF_STR, &toks, &err), SHOAL_OK);
-    assert_int_equal(lgguf_opt_arr(g, "tokenizer.ggml.scores", LGGUF_F32, &scores, &err), SHOAL_OK);
-    assert_int_equal(lgguf_opt_arr(g, "tokenizer.ggml.token_type", LGGUF_I32, &types, &err), SHOAL_OK);
-    assert_int_equal(lgguf_opt_arr(g, "tokenizer.ggml.merges", LGGUF_STR, &merges, &err), SHOAL_OK);
-    char prebuf[64] = "default";
-    if (lgguf_req_str(g, "tokenizer.ggml.pre", &pre, NULL) == SHOAL_OK)
-        snprintf(prebuf, sizeof prebuf, "%.*s", (int)pre.len, pre.ptr);
-
-    uint32_t n = (uint32_t)toks->arr.n, nm = merges ? (uint32_t)merges->arr.n : 0;
-    const char **t = calloc(n, sizeof *t), **m = calloc(nm + 1, sizeof *m);
-    uint32_t *tl = calloc(n, sizeof *tl), *ml = calloc(nm + 1, sizeof *ml);
-    float *sc = scores ? calloc(n, sizeof *sc) : NULL;
-    int32_t *ty = types ? calloc(n, sizeof *ty) : NULL;
-    for (uint32_t i = 0; i < n; i++) {
-        t[i] = toks->arr.items[i].s.ptr;
-        tl[i] = (uint32_t)toks->arr.items[i].s.len;
-        double f;
-        int64_t v;
-        if (sc && lgguf_arr_f64(scores, i, &f))
-            sc[i] = (float)f;
-        if (ty && lgguf_arr_i64(types, i, &v))
-            ty[i] = (int32_t)v;
-    }
-    for (uint32_t i = 0; i < nm; i++) {
-        m[i] = merges->arr.items[i].s.ptr;
-        ml[i] = (uint32_t)merges->arr.items[i].s.len;
-    }
-    int32_t bos, eos, unk, pad;
-    bool add_bos;
-    lgguf_opt_i32(g, "tokenizer.ggml.bos_token_id", -1, &bos, NULL);
-    lgguf_opt_i32(g, "tokenizer.ggml.eos_token_id", -1, &eos, NULL);
-    lgguf_opt_i32(g, "tokenizer.ggml.unknown_token_id", -1, &unk, NULL);
-    lgguf_opt_i32(g, "tokenizer.ggml.padding_token_id", -1, &pad, NULL);
-    lgguf_opt_bool(g, "tokenizer.ggml.add_bos_token", true, &add_bos, NULL);
-    ltok_vocab_desc d = {
-        .kind = lgguf_str_eq(model, "gpt2") ? LTOK_BPE : LTOK_SPM,
-        .n_tokens = n, .tokens = t, .token_lens = tl, .scores = sc, .types = ty,
-        .n_merges = nm, .merges = m, .merge_lens = ml,
-        .bos_id = bos, .eos_id = eos, .eot_id = -1, .unk_id = unk, .pad_id = pad,
-        .add_bos = add_bos, .pre = prebuf,
-    };
-    ltok *out = NULL;
-    if (ltok_from_vocab(&d, &out, &err) != SHOAL_OK)
-        fprintf(stderr, "%s: %s\n", rel, err.message);
-    free(t);
-    free(m);
-    free(tl);
-    free(ml);
-    free(sc);
-    free(ty);
     lgguf_close(g);
-    return out;
+    return t;
 }
 
 static void check(const char *name, const char *other_rel, bool other_json) {
@@ -92,7 +39,7 @@ static void check(const char *name, const char *other_rel, bool other_json) {
     else
         assert_int_equal(ltok_load_llama2c(tu_path(other_rel), 32000, &o, &err), SHOAL_OK);
     tu_case *c = NULL;
-    size_t n = tu_load_cases(inp, out, &c, &keep), bad = 0;
+    size_t n = tu_load_cases(tu_path(inp), tu_path(out), &c, &keep), bad = 0;
     assert_int_equal(n, 46);
     int32_t ids[1024], ids2[1024];
     for (size_t i = 0; i < n; i++) {

@@ -112,6 +112,17 @@ run "efault" 0 --dir "$T/ef::/ef" "$G/wasi_efault.wasm"
 has "efault: summary" "$T/out" "efault: all refused"
 if grep -q LEAKED "$T/out"; then fail "efault: a write with a bad iovec wrote"; else pass "efault: nothing written"; fi
 
+# --- random arguments to every call: errnos, never a crash, nothing outside the preopen ---
+mkdir -p "$T/chaos/box" "$T/chaos/outside"
+echo keep >"$T/chaos/outside/marker"
+for seed in 1 2 3; do
+    run "chaos seed $seed" 0 --dir "$T/chaos/box::/c" "$G/wasi_chaos.wasm" 20000 $seed
+    has "chaos seed $seed: summary" "$T/err" "no crash"
+done
+if [ "$(ls -A "$T/chaos" | tr '\n' ' ')" = "box outside " ] && [ "$(ls -A "$T/chaos/outside")" = marker ] &&
+    [ "$(cat "$T/chaos/outside/marker")" = keep ]; then pass "chaos: nothing outside the preopen"
+else fail "chaos: something changed outside the preopen"; ls -la "$T/chaos" "$T/chaos/outside"; fi
+
 # --- traps ---
 run "trap: div0" 134 "$G/wasi_trap.wasm" div0
 has "trap: div0 message" "$T/err" "trap: integer divide by zero"
