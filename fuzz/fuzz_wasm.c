@@ -36,6 +36,7 @@ typedef struct FzState {
     shoal_instance *stub_instances[FZ_MAX_IMPORTS];
     uint32_t nstubs;
     uint32_t nresults[FZ_MAX_IMPORTS]; /* per import: result count of its host function (the user data) */
+    char sigs[FZ_MAX_IMPORTS][64];     /* per import: its function signature */
 } FzState;
 
 static shoal_status fz_host_zero(shoal_call *call, const shoal_val *args, shoal_val *results, void *user) {
@@ -82,18 +83,17 @@ static void fz_stub(FzState *s, const shoal_module *m, uint32_t nimports, uint32
         memset(it, 0, sizeof *it);
         it->name = d.name;
         it->kind = d.kind;
-        it->func = d.func;
         it->valtype = d.valtype;
         it->mutable_global = d.mutable_global;
         it->min = d.min;
         it->max = d.max;
         it->has_max = d.has_max;
         if (d.kind == SHOAL_EXTERN_FUNC) {
-            char sig[64];
-            if (!spw_signature(&d.func, sig, sizeof sig))
+            if (!spw_signature(&d.func, s->sigs[i], sizeof s->sigs[i]))
                 continue;
+            it->sig = s->sigs[i];
             s->nresults[i] = d.func.nresults;
-            if (shoal_imports_add_func(s->imports, host, d.name, sig, fz_host_zero, &s->nresults[i], NULL))
+            if (shoal_imports_add_func(s->imports, host, d.name, it->sig, fz_host_zero, &s->nresults[i], NULL))
                 continue;
         }
         n++;

@@ -98,6 +98,19 @@ static void spw_limits(SpwBuf *b, uint32_t min, uint32_t max, bool has_max) {
         spw_u32(b, max);
 }
 
+/* The type code of a signature letter; 0 if it is none. */
+static uint8_t spw_code(char c) {
+    switch (c) {
+    case 'i': return SHOAL_I32;
+    case 'I': return SHOAL_I64;
+    case 'f': return SHOAL_F32;
+    case 'F': return SHOAL_F64;
+    case 'r': return SHOAL_FUNCREF;
+    case 'e': return SHOAL_EXTERNREF;
+    default: return 0;
+    }
+}
+
 static bool spw_is_ref(shoal_valtype t) {
     return t == SHOAL_FUNCREF || t == SHOAL_EXTERNREF;
 }
@@ -144,6 +157,8 @@ shoal_status spw_build_module(const char *host_module, const SpwItem *items, uin
     for (uint32_t i = 0; i < nitems; i++) {
         if (items[i].kind > SHOAL_EXTERN_GLOBAL)
             return shoal_error_set(err, SHOAL_ERR_ARG, "item '%s': bad kind %d", items[i].name, (int)items[i].kind);
+        if (items[i].kind == SHOAL_EXTERN_FUNC && !items[i].sig)
+            return shoal_error_set(err, SHOAL_ERR_ARG, "item '%s': function without a signature", items[i].name);
         if (items[i].kind == SHOAL_EXTERN_GLOBAL && items[i].valtype == SHOAL_V128)
             return shoal_error_set(err, SHOAL_ERR_UNSUPPORTED, "item '%s': v128 global", items[i].name);
         if (items[i].kind == SHOAL_EXTERN_TABLE && !spw_is_ref(items[i].valtype))
@@ -159,14 +174,30 @@ shoal_status spw_build_module(const char *host_module, const SpwItem *items, uin
         for (uint32_t i = 0; i < nitems; i++) {
             if (items[i].kind != SHOAL_EXTERN_FUNC)
                 continue;
-            const shoal_functype *ft = &items[i].func;
             spw_byte(&sec, 0x60);
-            spw_u32(&sec, ft->nparams);
-            for (uint32_t k = 0; k < ft->nparams; k++)
-                spw_byte(&sec, (uint8_t)ft->params[k]);
-            spw_u32(&sec, ft->nresults);
-            for (uint32_t k = 0; k < ft->nresults; k++)
-                spw_byte(&sec, (uint8_t)ft->results[k]);
+            const char *colon = strchr(items[i].sig, ':');
+            if (!colon || strchr(colon + 1, ':')) {
+                spw_free(&sec);
+                spw_free(&mod);
+                return shoal_error_set(err, SHOAL_ERR_ARG, "item '%s': bad signature '%s'", items[i].name,
+                                       items[i].sig);
+            }
+            /* params, then results: each a count and one type byte per letter */
+            const char *part[2] = {items[i].sig, colon + 1};
+            size_t len[2] = {(size_t)(colon - items[i].sig), strlen(colon + 1)};
+            for (int k = 0; k < 2; k++) {
+                spw_u32(&sec, (uint32_t)len[k]);
+                for (size_t c = 0; c < len[k]; c++) {
+                    uint8_t t = spw_code(part[k][c]);
+                    if (!t) {
+                        spw_free(&sec);
+                        spw_free(&mod);
+                        return shoal_error_set(err, SHOAL_ERR_ARG, "item '%s': bad signature '%s'", items[i].name,
+                                               items[i].sig);
+                    }
+                    spw_byte(&sec, t);
+                }
+            }
         }
         spw_section(&mod, SEC_TYPE, &sec);
 
@@ -242,11 +273,11 @@ bool spw_signature(const shoal_functype *type, char *buf, size_t size) {
         return false;
     size_t n = 0;
     for (uint32_t i = 0; i < type->nparams; i++)
-        if (!(buf[n++] = spw_letter(type->params[i])))
+        if (!(buf[n++] = spw_letter((shoal_valtype)type->params[i])))
             return false;
     buf[n++] = ':';
     for (uint32_t i = 0; i < type->nresults; i++)
-        if (!(buf[n++] = spw_letter(type->results[i])))
+        if (!(buf[n++] = spw_letter((shoal_valtype)type->results[i])))
             return false;
     buf[n] = '\0';
     return true;

@@ -38,7 +38,8 @@ void spw_section(SpwBuf *out, uint8_t id, SpwBuf *body);
 typedef struct SpwItem {
     const char *name; /* export name */
     shoal_extern_kind kind;
-    shoal_functype func;   /* FUNC: imported from the host module under `name`, then re-exported */
+    const char *sig;       /* FUNC: its type as a signature ("ii:i", see shoal_imports_add_func); the function
+                              is imported from the host module under `name`, then re-exported */
     shoal_valtype valtype; /* GLOBAL: value type; TABLE: element type */
     bool mutable_global;   /* GLOBAL */
     shoal_val init;        /* GLOBAL: initial value (i32/i64/f32/f64 bits; references start null) */

@@ -140,7 +140,7 @@ static shoal_status take_tensor(lmodel *m, const lgguf *g, lload_which w, int la
     used[t - g->tensors] = true;
     if (!supported_type(t->type))
         return shoal_error_set(err, SHOAL_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s; Shoal computes with F32, "
-                               "F16, BF16, Q8_0 and Q4_0 only (convert the model with `shoal convert`)", m->path, name,
+                               "F16, BF16, Q8_0 and Q4_0 only (other ggml types are refused)", m->path, name,
                                lgguf_ttype_name(t->type));
     bool vec = is_norm(w);
     if ((vec && t->n_dims != 1) || (!vec && (t->n_dims != 2 || t->ne[2] != 1 || t->ne[3] != 1)) ||

@@ -115,7 +115,7 @@ int32_t ltok_map_find(const ltok *t, const char *s, size_t n) {
 
 /* ---- construction --------------------------------------------------------------------------------- */
 
-static bool ltok_is_byte_piece(const char *s, uint32_t n, int *byte) {
+bool ltok_is_byte_piece(const char *s, uint32_t n, int *byte) {
     static const char hex[] = "0123456789ABCDEF";
     if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
         return false;
@@ -171,6 +171,12 @@ static bool ltok_collect_eog(ltok *t) {
         return false;
     int32_t cand[3 + sizeof names / sizeof names[0]];
     size_t nc = 0;
+    /* Vocabularies that do not say which token ends a turn (a GGUF without eot_token_id) get it by name. */
+    for (size_t i = 0; t->eot < 0 && i < 2; i++) {
+        int32_t id = ltok_map_find(t, names[i == 0 ? 0 : 3], strlen(names[i == 0 ? 0 : 3]));
+        if (id >= 0 && t->types[id] == LTOK_TYPE_CONTROL)
+            t->eot = id;
+    }
     cand[nc++] = t->eos;
     cand[nc++] = t->eot;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -210,8 +216,7 @@ shoal_status ltok_from_vocab(const ltok_vocab_desc *d, ltok **out, shoal_error *
     if (d->kind == LTOK_BPE && (d->n_merges == 0 || !d->merges || !d->merge_lens))
         return ltok_err(err, SHOAL_ERR_FORMAT, "tokenizer: a byte-level BPE vocabulary needs merges");
     if ((st = ltok_check_id(d->bos_id, d->n_tokens, "BOS", err)) || (st = ltok_check_id(d->eos_id, d->n_tokens, "EOS", err)) ||
-        (st = ltok_check_id(d->eot_id, d->n_tokens, "EOT", err)) || (st = ltok_check_id(d->unk_id, d->n_tokens, "UNK", err)) ||
-        (st = ltok_check_id(d->pad_id, d->n_tokens, "PAD", err)))
+        (st = ltok_check_id(d->eot_id, d->n_tokens, "EOT", err)) || (st = ltok_check_id(d->unk_id, d->n_tokens, "UNK", err)))
         return st;
     st = SHOAL_ERR_NOMEM;
 
@@ -220,7 +225,9 @@ shoal_status ltok_from_vocab(const ltok_vocab_desc *d, ltok **out, shoal_error *
         goto fail;
     t->kind = d->kind;
     t->n = d->n_tokens;
-    t->bos = d->bos_id, t->eos = d->eos_id, t->eot = d->eot_id, t->unk = d->unk_id, t->pad = d->pad_id;
+    t->bos = d->bos_id, t->eos = d->eos_id, t->eot = d->eot_id, t->unk = d->unk_id;
+    /* Padding never reaches the tokenizer's work; converters sometimes write an id past the vocabulary. */
+    t->pad = d->pad_id >= 0 && (uint32_t)d->pad_id < d->n_tokens ? d->pad_id : -1;
     t->add_bos = d->add_bos;
     t->add_space_prefix = d->kind == LTOK_SPM;
 
@@ -415,6 +422,12 @@ shoal_status ltok_encode(const ltok *t, const char *text, size_t len, bool add_b
     *n_ids = 0;
     if (!text && len)
         return ltok_err(err, SHOAL_ERR_ARG, "tokenizer: NULL text");
+    if (!ids && max_ids)
+        return ltok_err(err, SHOAL_ERR_ARG, "tokenizer: NULL ids with max_ids %zu", max_ids);
+    /* The encoders index symbols with 32-bit integers and need a few bytes of scratch per input byte. */
+    if (len > LTOK_MAX_TEXT)
+        return ltok_err(err, SHOAL_ERR_ARG, "tokenizer: %zu bytes of text is more than the limit of %u", len,
+                        (unsigned)LTOK_MAX_TEXT);
     if (add_bos && t->bos >= 0 && !ltok_ids_push(&v, t->bos))
         goto nomem;
     /* Plain runs between special tokens go to the encoder. Each run follows the start of the text or a

@@ -72,8 +72,15 @@ shoal_status ltok_from_vocab(const ltok_vocab_desc *d, ltok **out, shoal_error *
  * vocab_size is the model's (the file has no count); the file must hold exactly that many tokens.
  * Pieces are SPM; "<s>"/"</s>" are stored there as "\n<s>\n" and spaces as ' ' (both normalised). */
 shoal_status ltok_load_llama2c(const char *path, uint32_t vocab_size, ltok **out, shoal_error *err);
-/* Hugging Face tokenizer.json with a byte-level BPE model (Llama 3). */
+/* The same from bytes in memory; name is used in messages (NULL: "tokenizer.bin"). */
+shoal_status ltok_load_llama2c_mem(const void *data, size_t size, uint32_t vocab_size, const char *name, ltok **out,
+                                   shoal_error *err);
+/* Hugging Face tokenizer.json with a byte-level BPE model (Llama 3). BOS and EOS come from a
+ * tokenizer_config.json in the same folder when there is one, else from the Llama 3 names. */
 shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err);
+/* The same from memory; config (tokenizer_config.json's text) may be NULL. name is used in messages. */
+shoal_status ltok_load_hf_json_mem(const char *json, size_t size, const char *config, size_t config_size,
+                                   const char *name, ltok **out, shoal_error *err);
 void ltok_free(ltok *t);
 
 /* The vocabulary in GGUF terms, for writers. Pointers are valid while t lives. */
@@ -93,6 +100,9 @@ const char *ltok_token_text(const ltok *t, int32_t id, uint32_t *len);
 /* The id of the token whose stored text is exactly text[0..len), or -1. */
 int32_t ltok_find(const ltok *t, const char *text, size_t len);
 
+/* The longest text ltok_encode takes (1 GiB). */
+#define LTOK_MAX_TEXT (1u << 30)
+
 /* Text to token ids. add_bos puts BOS first (when the vocabulary has one). parse_special lets CONTROL
  * tokens written in the text ("<|eot_id|>") become those tokens; without it they are encoded as plain text.
  * When ids is too small, *n_ids is still set to the full count and SHOAL_ERR_ARG is returned, so a caller can
@@ -102,7 +112,8 @@ shoal_status ltok_encode(const ltok *t, const char *text, size_t len, bool add_b
 
 /* The text of one token as it appears after token `prev` (-1 at the start): SPM drops the dummy-prefix
  * space of the first piece after BOS or at the start; byte tokens give their byte; CONTROL tokens give
- * nothing. Writes at most cap bytes and returns the full length (may be > cap: then the output is cut).
+ * nothing. Writes at most cap bytes (buf may be NULL when cap is 0) and returns the full length (may be > cap:
+ * then the output is cut).
  * Output may be partial UTF-8: a streaming caller buffers bytes. */
 size_t ltok_decode_token(const ltok *t, int32_t prev, int32_t id, char *buf, size_t cap);
 /* A whole sequence (as repeated ltok_decode_token). Returns the full length, writing at most cap bytes. */

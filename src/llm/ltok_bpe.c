@@ -19,8 +19,16 @@ const char ltok_llama3_regex[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+/* What is compiled: the same patterns with \s spelled out as Unicode's White_Space property, which is what
+ * tiktoken (Rust regex) and llama.cpp mean by \s. PCRE2's own \s also takes U+180E. */
+#define WS "\\t-\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
+static const char ltok_llama3_pcre[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n]*|"
+    "[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS "])|[" WS "]+";
 /* GPT-2's pre-tokenizer, for BPE vocabularies with pre "default" / "gpt2". */
-static const char ltok_gpt2_regex[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+static const char ltok_gpt2_pcre[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+|[" WS "]+(?![^" WS "])|[" WS "]+";
+#undef WS
 
 /* ---- the byte <-> unicode map --------------------------------------------------------------------- */
 
@@ -133,10 +141,10 @@ shoal_status ltok_bpe_init(ltok *t, const char *regex, shoal_error *err) {
     const char *pre = t->pre ? t->pre : "default";
     if (!regex) {
         if (!strcmp(pre, "llama-bpe") || !strcmp(pre, "llama3") || !strcmp(pre, "llama-v3")) {
-            regex = ltok_llama3_regex;
+            regex = ltok_llama3_pcre;
             t->ignore_merges = true;
         } else if (!strcmp(pre, "default") || !strcmp(pre, "gpt2") || !strcmp(pre, "gpt-2")) {
-            regex = ltok_gpt2_regex;
+            regex = ltok_gpt2_pcre;
         } else {
             return ltok_err(err, SHOAL_ERR_UNSUPPORTED, "tokenizer: pre-tokenizer \"%s\" is not supported (known: "
                             "llama-bpe, default)", pre);
@@ -246,6 +254,8 @@ static bool bpe_try(const ltok *t, bpe_work *w, int32_t l, int32_t r) {
 }
 
 static bool bpe_piece(const ltok *t, bpe_work *w, const uint8_t *s, size_t n, ltok_ids *out) {
+    if (n == 0)
+        return true; /* the splitter never makes empty pieces; the buffers below assume n > 0 */
     if (t->ignore_merges) {
         if (2 * n > w->spellcap) {
             char *p = realloc(w->spell, 2 * n);
@@ -293,12 +303,11 @@ static bool bpe_piece(const ltok *t, bpe_work *w, const uint8_t *s, size_t n, lt
     return true;
 }
 
-bool ltok_bpe_encode(const ltok *t, const char *s, size_t n, ltok_ids *out) {
+bool ltok_bpe_split(const ltok *t, const char *s, size_t n, bool (*piece)(void *user, size_t a, size_t b), void *user) {
     const pcre2_code *re = t->re;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-    bpe_work w = {0};
-    bool ok = false;
     const uint8_t *u = (const uint8_t *)s;
+    bool ok = false;
     if (!md)
         return false;
     for (size_t off = 0; off < n;) {
@@ -309,19 +318,37 @@ bool ltok_bpe_encode(const ltok *t, const char *s, size_t n, ltok_ids *out) {
             a = ov[0], b = ov[1];
         }
         /* Bytes the regex skipped (only invalid UTF-8 can be) are a piece of their own. */
-        if (a > off && !bpe_piece(t, &w, u + off, a - off, out))
+        if (a > off && !piece(user, off, a))
             goto fail;
         if (b == a && a < n)
             b = a + 1; /* the regex has no empty match; guard the loop anyway */
-        if (b > a && !bpe_piece(t, &w, u + a, b - a, out))
+        if (b > a && !piece(user, a, b))
             goto fail;
         off = b;
     }
     ok = true;
 fail:
     pcre2_match_data_free(md);
-    free(w.sym);
-    free(w.heap);
-    free(w.spell);
+    return ok;
+}
+
+typedef struct bpe_ctx {
+    const ltok *t;
+    const uint8_t *s;
+    bpe_work w;
+    ltok_ids *out;
+} bpe_ctx;
+
+static bool bpe_on_piece(void *user, size_t a, size_t b) {
+    bpe_ctx *c = user;
+    return bpe_piece(c->t, &c->w, c->s + a, b - a, c->out);
+}
+
+bool ltok_bpe_encode(const ltok *t, const char *s, size_t n, ltok_ids *out) {
+    bpe_ctx c = {t, (const uint8_t *)s, {0}, out};
+    bool ok = ltok_bpe_split(t, s, n, bpe_on_piece, &c);
+    free(c.w.sym);
+    free(c.w.heap);
+    free(c.w.spell);
     return ok;
 }

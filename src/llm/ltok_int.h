@@ -82,6 +82,10 @@ int32_t ltok_map_find(const ltok *t, const char *s, size_t n);
 bool ltok_spm_encode(const ltok *t, const char *s, size_t n, bool prefix, ltok_ids *out);
 bool ltok_bpe_encode(const ltok *t, const char *s, size_t n, ltok_ids *out);
 
+/* The pre-tokenizer alone: calls piece(user, a, b) for each piece s[a..b) in order (the pieces tile s).
+ * False when piece returns false or memory runs out. */
+bool ltok_bpe_split(const ltok *t, const char *s, size_t n, bool (*piece)(void *user, size_t a, size_t b), void *user);
+
 /* BPE set-up: the regex of the pre-tokenizer named by t->pre (or a regex given directly, for tokenizer.json)
  * and the merge table. */
 shoal_status ltok_bpe_init(ltok *t, const char *regex, shoal_error *err);
@@ -89,6 +93,9 @@ void ltok_bpe_free(ltok *t);
 /* The GPT-2 spelling of byte b (a code point U+0021..U+0143); and back: the byte for a code point, or -1. */
 uint32_t ltok_bpe_byte_cp(uint8_t b);
 int ltok_bpe_cp_byte(uint32_t cp);
+
+/* Whether s[0..n) is an SPM byte piece "<0xNN>" (upper-case hex), and which byte. */
+bool ltok_is_byte_piece(const char *s, uint32_t n, int *byte);
 
 /* Decodes one UTF-8 sequence at s[0..n): its length (1..4), or 1 for an invalid or cut byte, with *cp set to
  * 0xFFFFFFFF then. n must be > 0. */

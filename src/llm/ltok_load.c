@@ -58,15 +58,32 @@ static int32_t ltok_rd_i32(const char *p) {
 }
 
 shoal_status ltok_load_llama2c(const char *path, uint32_t vocab_size, ltok **out, shoal_error *err) {
-    char *data = NULL, *arena = NULL;
-    const char **texts = NULL;
-    uint32_t *lens = NULL;
-    float *scores = NULL;
+    char *data = NULL;
     size_t size = 0;
     *out = NULL;
     shoal_status st = ltok_read_file(path, &data, &size, err);
     if (st)
         return st;
+    st = ltok_load_llama2c_mem(data, size, vocab_size, path, out, err);
+    free(data);
+    return st;
+}
+
+shoal_status ltok_load_llama2c_mem(const void *bytes, size_t size, uint32_t vocab_size, const char *path, ltok **out,
+                                   shoal_error *err) {
+    const char *data = bytes;
+    char *arena = NULL;
+    const char **texts = NULL;
+    uint32_t *lens = NULL;
+    float *scores = NULL;
+    shoal_status st;
+    *out = NULL;
+    if (!path)
+        path = "tokenizer.bin";
+    if (!data && size) {
+        st = ltok_err(err, SHOAL_ERR_ARG, "%s: NULL data", path);
+        goto fail;
+    }
     if (vocab_size > LTOK_MAX_TOKENS) {
         st = ltok_err(err, SHOAL_ERR_ARG, "%s: vocabulary size %u is too large", path, (unsigned)vocab_size);
         goto fail;
@@ -170,7 +187,6 @@ shoal_status ltok_load_llama2c(const char *path, uint32_t vocab_size, ltok **out
     };
     st = ltok_from_vocab(&d, out, err);
 fail:
-    free(data);
     free(arena);
     free(texts);
     free(lens);
@@ -215,6 +231,26 @@ static char *ltok_hf_config_token(const cJSON *cfg, const char *key) {
     return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
 }
 
+/* transformers lists a converted SentencePiece model's merges grouped by the piece they make, best piece
+ * first. SPM joins the pair making the best-scoring piece, so a piece's score is minus the rank of the first
+ * merge that makes it; a piece no merge makes is never made by joining (its parts are not both pieces). */
+static void ltok_hf_spm_scores(ltok *t, const char *const *merges, const uint32_t *mlens, uint32_t nm) {
+    for (uint32_t i = 0; i < t->n; i++)
+        t->scores[i] = -1e30f;
+    char buf[1024];
+    for (uint32_t r = 0; r < nm; r++) {
+        const char *sp = mlens[r] > 1 ? memchr(merges[r] + 1, ' ', mlens[r] - 1) : NULL;
+        if (!sp || mlens[r] > sizeof buf)
+            continue;
+        size_t ln = (size_t)(sp - merges[r]), rn = mlens[r] - ln - 1;
+        memcpy(buf, merges[r], ln);
+        memcpy(buf + ln, sp + 1, rn);
+        int32_t id = ltok_map_find(t, buf, ln + rn);
+        if (id >= 0 && t->scores[id] == -1e30f)
+            t->scores[id] = -(float)r;
+    }
+}
+
 static int32_t ltok_hf_lookup(const char *const *texts, const uint32_t *lens, uint32_t n, const char *name) {
     if (!name)
         return -1;
@@ -226,17 +262,46 @@ static int32_t ltok_hf_lookup(const char *const *texts, const uint32_t *lens, ui
 }
 
 shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err) {
-    char *data = NULL, *cfgdata = NULL, *cfgpath = NULL, *bos_name = NULL, *eos_name = NULL, *marena = NULL;
-    cJSON *root = NULL, *cfg = NULL;
-    const char **texts = NULL, **merges = NULL;
-    uint32_t *lens = NULL, *mlens = NULL;
-    int32_t *types = NULL;
-    size_t size = 0;
+    char *data = NULL, *cfgdata = NULL, *cfgpath = NULL;
+    size_t size = 0, cfgsize = 0;
     *out = NULL;
     shoal_status st = ltok_read_file(path, &data, &size, err);
     if (st)
         return st;
-    root = cJSON_ParseWithLength(data, size);
+    /* BOS/EOS come from tokenizer_config.json when it sits alongside. */
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
+    cfgpath = malloc(dirlen + sizeof "tokenizer_config.json");
+    if (!cfgpath) {
+        free(data);
+        return ltok_err(err, SHOAL_ERR_NOMEM, "%s: out of memory", path);
+    }
+    memcpy(cfgpath, path, dirlen);
+    strcpy(cfgpath + dirlen, "tokenizer_config.json");
+    shoal_error ignored;
+    if (ltok_read_file(cfgpath, &cfgdata, &cfgsize, &ignored) != SHOAL_OK)
+        cfgdata = NULL;
+    st = ltok_load_hf_json_mem(data, size, cfgdata, cfgsize, path, out, err);
+    free(data);
+    free(cfgdata);
+    free(cfgpath);
+    return st;
+}
+
+shoal_status ltok_load_hf_json_mem(const char *data, size_t size, const char *cfgdata, size_t cfgsize,
+                                   const char *path, ltok **out, shoal_error *err) {
+    char *bos_name = NULL, *eos_name = NULL, *marena = NULL;
+    cJSON *root = NULL, *cfg = NULL;
+    const char **texts = NULL, **merges = NULL;
+    uint32_t *lens = NULL, *mlens = NULL;
+    int32_t *types = NULL;
+    shoal_status st;
+    *out = NULL;
+    if (!path)
+        path = "tokenizer.json";
+    if (!data && size)
+        return ltok_err(err, SHOAL_ERR_ARG, "%s: NULL data", path);
+    root = cJSON_ParseWithLength(data ? data : "", size);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
         size_t pos = at && at >= data && at <= data + size ? (size_t)(at - data) : 0;
@@ -252,18 +317,22 @@ shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err) {
         st = ltok_err(err, SHOAL_ERR_FORMAT, "%s: no model with type, vocab and merges", path);
         goto fail;
     }
-    if (strcmp(mtype->valuestring, "BPE") || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"))) {
-        st = ltok_err(err, SHOAL_ERR_UNSUPPORTED, "%s: model type %s%s: only byte-level BPE tokenizer.json is supported "
-                      "(use tokenizer.bin or GGUF for SentencePiece vocabularies)", path, mtype->valuestring,
-                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback")) ? " with byte_fallback" : "");
+    /* byte_fallback marks a SentencePiece vocabulary converted by transformers (Llama 2): pieces spelled with
+     * "▁" and <0xNN>, merges listed best first. It becomes an SPM tokenizer whose piece scores follow the
+     * merge order (see ltok_hf_spm_scores). Otherwise the model must be byte-level BPE. */
+    bool spm = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "byte_fallback"));
+    if (strcmp(mtype->valuestring, "BPE")) {
+        st = ltok_err(err, SHOAL_ERR_UNSUPPORTED, "%s: model type %s: only BPE tokenizer.json (byte-level, or "
+                      "SentencePiece-converted with byte_fallback) is supported", path, mtype->valuestring);
         goto fail;
     }
-    const char *pre = ltok_hf_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
+    const char *pre = spm ? "default" : ltok_hf_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
     if (!pre) {
         st = ltok_err(err, SHOAL_ERR_UNSUPPORTED, "%s: unsupported pre_tokenizer (supported: the Llama 3 Split regex + "
                       "ByteLevel, or GPT-2 ByteLevel)", path);
         goto fail;
     }
+    const cJSON *unk_tok = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
 
     /* The id range: the vocab plus the added tokens. */
     int64_t max_id = -1;
@@ -310,7 +379,8 @@ shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err) {
         }
         texts[id] = it->string;
         lens[id] = (uint32_t)strlen(it->string);
-        types[id] = LTOK_TYPE_NORMAL;
+        int b;
+        types[id] = spm && ltok_is_byte_piece(texts[id], lens[id], &b) ? LTOK_TYPE_BYTE : LTOK_TYPE_NORMAL;
     }
     cJSON_ArrayForEach(it, added) {
         uint32_t id = (uint32_t)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
@@ -355,42 +425,37 @@ shoal_status ltok_load_hf_json(const char *path, ltok **out, shoal_error *err) {
         k++;
     }
 
-    /* BOS/EOS: tokenizer_config.json when it sits alongside, else the usual Llama 3 names. */
-    const char *slash = strrchr(path, '/');
-    size_t dirlen = slash ? (size_t)(slash - path + 1) : 0;
-    cfgpath = malloc(dirlen + sizeof "tokenizer_config.json");
-    if (!cfgpath)
-        goto fail;
-    memcpy(cfgpath, path, dirlen);
-    strcpy(cfgpath + dirlen, "tokenizer_config.json");
-    size_t cfgsize;
-    shoal_error ignored;
-    if (ltok_read_file(cfgpath, &cfgdata, &cfgsize, &ignored) == SHOAL_OK &&
-        (cfg = cJSON_ParseWithLength(cfgdata, cfgsize)) != NULL) {
+    /* BOS/EOS: tokenizer_config.json when given, else the usual Llama 3 names. */
+    if (cfgdata && (cfg = cJSON_ParseWithLength(cfgdata, cfgsize)) != NULL) {
         bos_name = ltok_hf_config_token(cfg, "bos_token");
         eos_name = ltok_hf_config_token(cfg, "eos_token");
     }
-    int32_t bos = ltok_hf_lookup(texts, lens, n, bos_name ? bos_name : "<|begin_of_text|>");
-    int32_t eos = ltok_hf_lookup(texts, lens, n, eos_name ? eos_name : "<|end_of_text|>");
+    int32_t bos = ltok_hf_lookup(texts, lens, n, bos_name ? bos_name : spm ? "<s>" : "<|begin_of_text|>");
+    int32_t eos = ltok_hf_lookup(texts, lens, n, eos_name ? eos_name : spm ? "</s>" : "<|end_of_text|>");
+    int32_t unk = cJSON_IsString(unk_tok) ? ltok_hf_lookup(texts, lens, n, unk_tok->valuestring) : -1;
+    if (unk >= 0)
+        types[unk] = LTOK_TYPE_UNKNOWN;
     int32_t eot = ltok_hf_lookup(texts, lens, n, "<|eot_id|>");
     ltok_vocab_desc d = {
-        .kind = LTOK_BPE,
+        .kind = spm ? LTOK_SPM : LTOK_BPE,
         .n_tokens = n,
         .tokens = texts,
         .token_lens = lens,
         .types = types,
-        .n_merges = (uint32_t)nm,
+        .n_merges = spm ? 0 : (uint32_t)nm,
         .merges = merges,
         .merge_lens = mlens,
         .bos_id = bos,
         .eos_id = eos,
         .eot_id = eot,
-        .unk_id = -1,
+        .unk_id = unk,
         .pad_id = -1,
         .add_bos = bos >= 0,
         .pre = pre,
     };
     st = ltok_from_vocab(&d, out, err);
+    if (st == SHOAL_OK && spm)
+        ltok_hf_spm_scores(*out, merges, mlens, (uint32_t)nm);
     if (st == SHOAL_OK && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges")))
         (*out)->ignore_merges = false; /* the pre name turns it on for Llama 3; the file has the last word */
 fail:
@@ -398,9 +463,6 @@ fail:
         ltok_err(err, st, "%s: out of memory", path);
     cJSON_Delete(root);
     cJSON_Delete(cfg);
-    free(data);
-    free(cfgdata);
-    free(cfgpath);
     free(bos_name);
     free(eos_name);
     free(texts);

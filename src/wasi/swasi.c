@@ -85,31 +85,32 @@ static uint64_t sw_stdio_rights(uint8_t type) {
     return r;
 }
 
-static char **sw_copy_strings(int n, const char *const *src, uint32_t *bytes, shoal_error *err) {
-    char **out = calloc((size_t)n + 1, sizeof *out);
+/* Copies n strings into *out (NULL-terminated array) and their total size with NULs into *bytes. */
+static shoal_status sw_copy_strings(int n, const char *const *src, char ***out, uint32_t *bytes, shoal_error *err) {
+    shoal_status st = SHOAL_OK;
     uint64_t total = 0;
-    if (!out)
-        return NULL;
-    for (int i = 0; i < n; i++) {
-        if (!src[i] || !(out[i] = strdup(src[i]))) {
-            shoal_error_set(err, src[i] ? SHOAL_ERR_NOMEM : SHOAL_ERR_ARG, "wasi: string %d is %s", i,
-                            src[i] ? "too large" : "NULL");
-            for (int j = 0; j < i; j++)
-                free(out[j]);
-            free(out);
-            return NULL;
-        }
-        total += strlen(src[i]) + 1;
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    if (!v)
+        return shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
+    for (int i = 0; i < n && st == SHOAL_OK; i++) {
+        if (!src[i])
+            st = shoal_error_set(err, SHOAL_ERR_ARG, "wasi: argument or environment string %d is NULL", i);
+        else if (!(v[i] = strdup(src[i])))
+            st = shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
+        else
+            total += strlen(src[i]) + 1;
     }
-    if (total > UINT32_MAX / 2) {
-        shoal_error_set(err, SHOAL_ERR_ARG, "wasi: arguments or environment too large");
+    if (st == SHOAL_OK && total > UINT32_MAX / 2) /* the guest must be able to hold them */
+        st = shoal_error_set(err, SHOAL_ERR_ARG, "wasi: arguments or environment too large");
+    if (st != SHOAL_OK) {
         for (int i = 0; i < n; i++)
-            free(out[i]);
-        free(out);
-        return NULL;
+            free(v[i]);
+        free(v);
+        return st;
     }
+    *out = v;
     *bytes = (uint32_t)total;
-    return out;
+    return SHOAL_OK;
 }
 
 shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoal_error *err) {
@@ -124,16 +125,20 @@ shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoa
         return shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
     w->argc = (uint32_t)cfg->argc;
     w->envc = (uint32_t)cfg->envc;
-    if (!(w->argv = sw_copy_strings(cfg->argc, cfg->argv, &w->argv_bytes, err)) ||
-        !(w->envp = sw_copy_strings(cfg->envc, cfg->envp, &w->envp_bytes, err))) {
-        st = err ? err->status : SHOAL_ERR_NOMEM;
+    if ((st = sw_copy_strings(cfg->argc, cfg->argv, &w->argv, &w->argv_bytes, err)) != SHOAL_OK ||
+        (st = sw_copy_strings(cfg->envc, cfg->envp, &w->envp, &w->envp_bytes, err)) != SHOAL_OK)
         goto fail;
-    }
     const int stdio[3] = {cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd};
     for (int i = 0; i < 3; i++) {
         uint32_t slot;
-        /* Our own duplicate, so a guest's fd_close never closes the embedder's descriptor. */
-        int host = stdio[i] < 0 ? open("/dev/null", O_RDWR | O_CLOEXEC) : fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
+        /* Our own duplicate, so a guest's fd_close never closes the embedder's descriptor. A host fd that
+         * is not open (a CLI started with stdin closed) is treated like -1: a slot that can do nothing. */
+        int closed = stdio[i] < 0;
+        int host = closed ? -1 : fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
+        if (host < 0 && (closed || errno == EBADF)) {
+            closed = 1;
+            host = open("/dev/null", O_RDWR | O_CLOEXEC);
+        }
         struct stat sb;
         if (host < 0 || fstat(host, &sb) < 0) {
             st = shoal_error_set(err, SHOAL_ERR_IO, "wasi: stdio fd %d: %s", stdio[i], strerror(errno));
@@ -146,7 +151,7 @@ shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoa
             st = shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
             goto fail;
         }
-        if (stdio[i] < 0) /* closed: the slot exists (so fds stay numbered) but does nothing */
+        if (closed) /* the slot exists (so fds stay numbered) but does nothing */
             w->fds[slot].rights_base = 0;
     }
     for (int i = 0; i < cfg->npreopens; i++) {
@@ -171,10 +176,8 @@ shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoa
     }
     *out = w;
     return SHOAL_OK;
-fail:
+fail: /* every path here has set err */
     shoal_wasi_free(w);
-    if (err && err->status != st)
-        shoal_error_set(err, st, "wasi: out of memory");
     return st;
 }
 
@@ -375,13 +378,13 @@ static shoal_status sw_rw(shoal_call *call, const shoal_val *a, shoal_val *r, sh
         free(iov);
         return SW_RET(SW_EINVAL);
     }
+    /* EINTR is handed to the guest, not retried: it is how `shoal run --timeout` gets a guest blocked on a
+     * full pipe or an idle terminal back into Wasm, where the interrupt stops it. */
     ssize_t got;
-    do {
-        if (positional)
-            got = write ? pwritev(f->host, iov, n, (off_t)a[3].i64) : preadv(f->host, iov, n, (off_t)a[3].i64);
-        else
-            got = write ? writev(f->host, iov, n) : readv(f->host, iov, n);
-    } while (got < 0 && errno == EINTR && write);
+    if (positional)
+        got = write ? pwritev(f->host, iov, n, (off_t)a[3].i64) : preadv(f->host, iov, n, (off_t)a[3].i64);
+    else
+        got = write ? writev(f->host, iov, n) : readv(f->host, iov, n);
     free(iov);
     if (got < 0)
         return SW_RET(errno == EISDIR ? SW_EISDIR : swasi_errno(errno));

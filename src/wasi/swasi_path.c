@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -30,9 +31,9 @@
 
 #define SW_MAX_SYMLINKS 40
 
-/* 1: openat2 works; 0: walk by hand; -1: not probed yet. Written once by swasi_path_init before any
- * resolution, from the thread that creates the first shoal_wasi. */
-static int sw_openat2 = -1;
+/* 1: openat2 works; 0: walk by hand; -1: not probed yet. Atomic because WASI objects on different
+ * threads may probe at once (they all find the same answer). */
+static atomic_int sw_openat2 = -1;
 
 static long sw_sys_openat2(int dir, const char *path, struct open_how *how) {
     return syscall(SYS_openat2, dir, path, how, sizeof *how);
@@ -40,29 +41,26 @@ static long sw_sys_openat2(int dir, const char *path, struct open_how *how) {
 
 int swasi_path_set_openat2(int on) {
     swasi_path_init();
-    int old = sw_openat2;
+    int old = atomic_load(&sw_openat2);
     if (on && !old)
         return old; /* cannot force openat2 where the probe found none */
-    sw_openat2 = on ? 1 : 0;
+    atomic_store(&sw_openat2, on ? 1 : 0);
     return old;
 }
 
 void swasi_path_init(void) {
-    if (sw_openat2 >= 0)
+    if (atomic_load(&sw_openat2) >= 0)
         return;
     const char *force = getenv("SHOAL_WASI_NO_OPENAT2");
     if (force && *force && strcmp(force, "0") != 0) {
-        sw_openat2 = 0;
+        atomic_store(&sw_openat2, 0);
         return;
     }
     struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
     long fd = sw_sys_openat2(AT_FDCWD, ".", &how);
-    if (fd >= 0) {
+    if (fd >= 0)
         close((int)fd);
-        sw_openat2 = 1;
-    } else {
-        sw_openat2 = (errno == ENOSYS || errno == EPERM) ? 0 : 1;
-    }
+    atomic_store(&sw_openat2, fd < 0 && (errno == ENOSYS || errno == EPERM) ? 0 : 1);
 }
 
 /* --- host errors and file types ------------------------------------------------------------------ */
@@ -307,11 +305,10 @@ fail:
 /* --- the two entry points ------------------------------------------------------------------------ */
 
 uint16_t swasi_path_open(int root, const char *path, int flags, unsigned mode, int follow, int *out) {
-    if (sw_openat2 < 0)
-        swasi_path_init();
+    swasi_path_init();
     if (path[0] == '\0')
         return SW_ENOENT;
-    if (sw_openat2)
+    if (atomic_load(&sw_openat2))
         return sw_open_beneath(root, path, (uint64_t)(unsigned)(flags | (follow ? 0 : O_NOFOLLOW)), mode, out);
     int dir = -1, trailing = 0;
     char last[256];
@@ -328,8 +325,7 @@ uint16_t swasi_path_open(int root, const char *path, int flags, unsigned mode, i
 }
 
 uint16_t swasi_path_parent(int root, const char *path, int *dir, char *last, size_t last_cap, int *trailing_slash) {
-    if (sw_openat2 < 0)
-        swasi_path_init();
+    swasi_path_init();
     size_t len = strlen(path);
     *trailing_slash = 0;
     while (len > 1 && path[len - 1] == '/') {
@@ -354,7 +350,7 @@ uint16_t swasi_path_parent(int root, const char *path, int *dir, char *last, siz
     if (!prefix)
         return SW_ENOMEM;
     uint16_t e;
-    if (sw_openat2) {
+    if (atomic_load(&sw_openat2)) {
         e = sw_open_beneath(root, prefix, O_PATH | O_DIRECTORY, 0, dir);
     } else {
         int pdir = -1, tr = 0;

@@ -21,7 +21,7 @@
 #define SDEC_MAX_LOCALS 50000u
 /* Locals are expanded to one byte each, so a 7-byte body can ask for 50000 bytes. The module as a whole
  * gets a budget linear in its size, which no compiler output comes near. */
-#define SDEC_LOCALS_BUDGET(size) ((uint64_t)1 << 20 | (uint64_t)(size) * 16)
+#define SDEC_LOCALS_BUDGET(size) (((uint64_t)1 << 20) + (uint64_t)(size) * 16)
 /* Parameters and results per function type, as V8 and wasmtime: validation costs each call, block and
  * branch its arity, so an unbounded arity would make validation time quadratic in the module size. */
 #define SDEC_MAX_ARITY 1000u
@@ -178,7 +178,10 @@ shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *w
     case SIMM_GLOBAL:
     case SIMM_TABLE:
     case SIMM_DATA:
-    case SIMM_ELEM: SDEC_LEB(sr_u32(r, &in->a)); break;
+    case SIMM_ELEM:
+        if (r->p < r->end && *r->p < 0x80) in->a = *r->p++; /* the common one-byte index, inline */
+        else SDEC_LEB(sr_u32(r, &in->a));
+        break;
     case SIMM_BR_TABLE: {
         SDEC_LEB(sr_u32(r, &in->count));
         if (in->count > sr_left(r)) SDEC_FAIL("unexpected end");
@@ -212,7 +215,8 @@ shoal_status smod_read_instr(SReader *r, SInstr *in, const char **why, size_t *w
         break;
     case SIMM_I32: {
         int32_t v;
-        SDEC_LEB(sr_s32(r, &v));
+        if (r->p < r->end && *r->p < 0x80) v = (int32_t)((uint32_t)*r->p++ << 25) >> 25; /* one byte */
+        else SDEC_LEB(sr_s32(r, &v));
         in->value = (uint32_t)v;
         break;
     }
@@ -495,6 +499,7 @@ static shoal_status sdec_build_funcs(SDec *d, uint32_t ndecl) {
         if (m->imports[i].kind == SHOAL_EXTERN_FUNC) {
             m->funcs[k].type_index = m->imports[i].type_index;
             m->funcs[k].imported = true;
+            m->funcs[k].decl_offset = m->imports[i].offset;
             k++;
         }
     d->have_funcs = true;
@@ -545,6 +550,7 @@ static shoal_status sdec_import_section(SDec *d) {
     for (uint32_t i = 0; i < n; i++) {
         SImport *im = &m->imports[i];
         m->nimports = i + 1;
+        im->offset = (uint32_t)sr_offset(&d->r);
         const uint8_t *raw;
         if ((st = sdec_name(d, &im->module, &raw, &im->module_len)) != SHOAL_OK) return st;
         if ((st = sdec_name(d, &im->name, &raw, &im->name_len)) != SHOAL_OK) return st;
@@ -584,8 +590,11 @@ static shoal_status sdec_function_section(SDec *d) {
     shoal_status st = sdec_count(d, &n);
     if (st != SHOAL_OK) return st;
     if ((st = sdec_build_funcs(d, n)) != SHOAL_OK) return st;
-    for (uint32_t i = 0; i < n; i++)
-        if ((st = sdec_u32(d, &d->m->funcs[d->m->nfunc_imports + i].type_index)) != SHOAL_OK) return st;
+    for (uint32_t i = 0; i < n; i++) {
+        SFunc *f = &d->m->funcs[d->m->nfunc_imports + i];
+        f->decl_offset = (uint32_t)sr_offset(&d->r);
+        if ((st = sdec_u32(d, &f->type_index)) != SHOAL_OK) return st;
+    }
     return SHOAL_OK;
 }
 
@@ -669,6 +678,7 @@ static shoal_status sdec_export_section(SDec *d) {
     for (uint32_t i = 0; i < n; i++) {
         SExport *ex = &m->exports[i];
         m->nexports = i + 1;
+        ex->offset = (uint32_t)sr_offset(&d->r);
         const uint8_t *raw;
         if ((st = sdec_name(d, &ex->name, &raw, &ex->name_len)) != SHOAL_OK) return st;
         uint8_t kind;
@@ -923,6 +933,7 @@ shoal_status smod_decode(SModule *m, const uint8_t *bytes, size_t size, shoal_er
             last_rank = sdec_rank(id);
         }
         d.r.end = sec_end;
+        if (id != 0) m->section_offset[id] = (uint32_t)sr_offset(&d.r);
         switch (id) {
         case 0: {
             const uint8_t *name;

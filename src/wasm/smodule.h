@@ -43,7 +43,7 @@ typedef struct SGlobalType {
 typedef enum SConstKind { SCONST_VALUE, SCONST_GLOBAL_GET, SCONST_REF_NULL, SCONST_REF_FUNC } SConstKind;
 typedef struct SConstExpr {
     SConstKind kind;
-    SValType type;   /* the expression's result type */
+    SValType type;   /* the expression's result type (global.get: filled in by the validator) */
     uint64_t bits;   /* SCONST_VALUE: i32 (zero-extended) / i64 / f32 / f64 bit pattern */
     uint32_t index;  /* SCONST_GLOBAL_GET: global index; SCONST_REF_FUNC: function index */
     /* Set by the decoder when the bytes are well-formed but not one constant instruction followed by
@@ -56,6 +56,7 @@ typedef struct SConstExpr {
 typedef struct SImport {
     char *module, *name; /* NUL-terminated copies (validated UTF-8) */
     uint32_t module_len, name_len; /* their lengths: names may contain NUL bytes */
+    uint32_t offset;               /* of the entry in the module, for messages */
     shoal_extern_kind kind;
     uint32_t type_index;  /* FUNC */
     STableType table;     /* TABLE */
@@ -68,6 +69,7 @@ typedef struct SExport {
     shoal_extern_kind kind;
     uint32_t index;
     uint32_t name_len; /* names may contain NUL bytes */
+    uint32_t offset;   /* of the entry in the module, for messages */
 } SExport;
 
 typedef struct SFunc {
@@ -80,6 +82,7 @@ typedef struct SFunc {
     uint32_t body_offset;  /* offset of `code` in the module bytes (for trap locations) */
     char *name;            /* from the name section, or NULL */
     void *compiled;        /* owned by the translator (scompile.c) */
+    uint32_t decl_offset;  /* of its type index in the function (or import) section, for messages */
 } SFunc;
 
 typedef enum SSegMode { SSEG_ACTIVE, SSEG_PASSIVE, SSEG_DECLARATIVE } SSegMode;
@@ -119,10 +122,13 @@ typedef struct SModule {
     SData *datas;      uint32_t ndatas;
     bool has_data_count; uint32_t data_count;
     char *module_name; /* from the name section, or NULL */
+    uint32_t section_offset[13]; /* by section id: where its contents start; 0 when absent */
 
     /* Filled by the validator: functions that may be the operand of ref.func in code (C.refs), one bit
      * per function index. */
     uint8_t *declared_refs;
+
+    void *exec; /* owned by the translator (scompile.c): the engine's per-module data */
 } SModule;
 
 /* The public handle is the module itself. */
@@ -133,7 +139,7 @@ struct shoal_module {
 /* One decoded instruction (smod_read_instr). Immediates are decoded by the one set of rules in
  * sdecode.c; what they mean depends on `imm` (enum simm_kind of sopcodes.h). */
 typedef struct SOpInfo {
-    const char *name; /* text-format name; NULL for an opcode that does not exist */
+    const char *name; /* text-format name */
     const char *sig;  /* fixed operand signature ("ii:i") or NULL */
     uint8_t imm;      /* enum simm_kind */
     uint8_t msize;    /* bytes accessed by a load/store */

@@ -25,10 +25,20 @@ static shoal_status sval_limits(SVal *v, const SLimits *l, uint64_t bound, const
     return SHOAL_OK;
 }
 
+/* Where the k-th table or memory (imports first) was declared, for messages. */
+static size_t sval_decl_offset(const SModule *m, shoal_extern_kind kind, uint32_t k, uint32_t nimported,
+                               int section) {
+    if (k >= nimported) return m->section_offset[section];
+    for (uint32_t i = 0; i < m->nimports; i++)
+        if (m->imports[i].kind == kind && k-- == 0) return m->imports[i].offset;
+    return 0;
+}
+
 #define SVAL_MEM_TOO_BIG "memory size must be at most 65536 pages (4GiB)"
 
-/* Checks a constant expression of type `want` (0: any, its type is returned in *got). */
-static shoal_status sval_const(SVal *v, const SConstExpr *e, SValType want, SValType *got) {
+/* Checks a constant expression of type `want`, and completes e->type for global.get (which the decoder
+ * cannot know before the imports are final). */
+static shoal_status sval_const(SVal *v, SConstExpr *e, SValType want) {
     SModule *m = v->m;
     char msg[64];
     if (e->invalid) return sval_fail(v, SHOAL_ERR_INVALID, e->offset, e->invalid);
@@ -43,7 +53,7 @@ static shoal_status sval_const(SVal *v, const SConstExpr *e, SValType want, SVal
         }
         if (m->global_types[e->index].mutable_)
             return sval_fail(v, SHOAL_ERR_INVALID, e->offset, "constant expression required");
-        t = m->global_types[e->index].type;
+        t = e->type = m->global_types[e->index].type;
         break;
     case SCONST_REF_FUNC:
         if (e->index >= m->nfuncs) {
@@ -52,8 +62,7 @@ static shoal_status sval_const(SVal *v, const SConstExpr *e, SValType want, SVal
         }
         break;
     }
-    if (want && t != want) return sval_fail(v, SHOAL_ERR_INVALID, e->offset, "type mismatch");
-    if (got) *got = t;
+    if (t != want) return sval_fail(v, SHOAL_ERR_INVALID, e->offset, "type mismatch");
     return SHOAL_OK;
 }
 
@@ -80,7 +89,7 @@ static shoal_status sval_exports(SVal *v) {
         }
         if (ex->index >= limit) {
             snprintf(msg, sizeof msg, "unknown %s %u", what, ex->index);
-            return sval_fail(v, SHOAL_ERR_INVALID, 0, msg);
+            return sval_fail(v, SHOAL_ERR_INVALID, ex->offset, msg);
         }
     }
     if (m->nexports < 2) return SHOAL_OK;
@@ -96,7 +105,7 @@ static shoal_status sval_exports(SVal *v) {
         while (slots[h] != UINT32_MAX) {
             const SExport *other = &m->exports[slots[h]];
             if (other->name_len == ex->name_len && !memcmp(other->name, ex->name, ex->name_len)) {
-                st = sval_fail(v, SHOAL_ERR_INVALID, 0, "duplicate export name");
+                st = sval_fail(v, SHOAL_ERR_INVALID, ex->offset, "duplicate export name");
                 break;
             }
             h = (h + 1) & (cap - 1);
@@ -139,59 +148,65 @@ static shoal_status sval_module(SVal *v_) {
         const SImport *im = &m->imports[i];
         if (im->kind == SHOAL_EXTERN_FUNC && im->type_index >= m->ntypes) {
             snprintf(msg, sizeof msg, "unknown type %u", im->type_index);
-            return sval_fail(&v, SHOAL_ERR_INVALID, 0, msg);
+            return sval_fail(&v, SHOAL_ERR_INVALID, im->offset, msg);
         }
     }
     v.section = "function";
     for (uint32_t i = m->nfunc_imports; i < m->nfuncs; i++)
         if (m->funcs[i].type_index >= m->ntypes) {
             snprintf(msg, sizeof msg, "unknown type %u", m->funcs[i].type_index);
-            return sval_fail(&v, SHOAL_ERR_INVALID, 0, msg);
+            return sval_fail(&v, SHOAL_ERR_INVALID, m->funcs[i].decl_offset, msg);
         }
     v.section = "table";
-    for (uint32_t i = 0; i < m->ntables; i++)
-        if ((st = sval_limits(&v, &m->tables[i].limits, UINT32_MAX, "table size", 0)) != SHOAL_OK) return st;
-    v.section = "memory";
-    if (m->nmems > 1) return sval_fail(&v, SHOAL_ERR_INVALID, 0, "multiple memories");
-    for (uint32_t i = 0; i < m->nmems; i++)
-        if ((st = sval_limits(&v, &m->mems[i], SMOD_MAX_PAGES, SVAL_MEM_TOO_BIG, 0)) != SHOAL_OK) return st;
+    for (uint32_t i = 0; i < m->ntables; i++) {
+        v.section = i < m->ntable_imports ? "import" : "table";
+        size_t at = sval_decl_offset(m, SHOAL_EXTERN_TABLE, i, m->ntable_imports, 4);
+        if ((st = sval_limits(&v, &m->tables[i].limits, UINT32_MAX, "table size", at)) != SHOAL_OK) return st;
+    }
+    for (uint32_t i = 0; i < m->nmems; i++) {
+        v.section = i < m->nmem_imports ? "import" : "memory";
+        size_t at = sval_decl_offset(m, SHOAL_EXTERN_MEMORY, i, m->nmem_imports, 5);
+        if (i == 1) return sval_fail(&v, SHOAL_ERR_INVALID, at, "multiple memories");
+        if ((st = sval_limits(&v, &m->mems[i], SMOD_MAX_PAGES, SVAL_MEM_TOO_BIG, at)) != SHOAL_OK) return st;
+    }
     v.section = "global";
     for (uint32_t i = m->nglobal_imports; i < m->nglobals; i++)
-        if ((st = sval_const(&v, &m->global_inits[i], m->global_types[i].type, NULL)) != SHOAL_OK) return st;
+        if ((st = sval_const(&v, &m->global_inits[i], m->global_types[i].type)) != SHOAL_OK) return st;
     if ((st = sval_exports(&v)) != SHOAL_OK) return st;
     v.section = "start";
     if (m->has_start) {
         if (m->start >= m->nfuncs) {
             snprintf(msg, sizeof msg, "unknown function %u", m->start);
-            return sval_fail(&v, SHOAL_ERR_INVALID, 0, msg);
+            return sval_fail(&v, SHOAL_ERR_INVALID, m->section_offset[8], msg);
         }
         const SFuncType *t = smod_func_type(m, m->start);
-        if (!t || t->nparams || t->nresults) return sval_fail(&v, SHOAL_ERR_INVALID, 0, "start function");
+        if (!t || t->nparams || t->nresults)
+            return sval_fail(&v, SHOAL_ERR_INVALID, m->section_offset[8], "start function");
     }
     v.section = "element";
     for (uint32_t i = 0; i < m->nelems; i++) {
-        const SElem *el = &m->elems[i];
+        SElem *el = &m->elems[i];
         if (el->mode == SSEG_ACTIVE) {
             if (el->table >= m->ntables) {
                 snprintf(msg, sizeof msg, "unknown table %u", el->table);
                 return sval_fail(&v, SHOAL_ERR_INVALID, el->offset.offset, msg);
             }
-            if ((st = sval_const(&v, &el->offset, SHOAL_I32, NULL)) != SHOAL_OK) return st;
+            if ((st = sval_const(&v, &el->offset, SHOAL_I32)) != SHOAL_OK) return st;
             if (m->tables[el->table].elem != el->type)
                 return sval_fail(&v, SHOAL_ERR_INVALID, el->offset.offset, "type mismatch");
         }
         for (uint32_t k = 0; k < el->count; k++)
-            if ((st = sval_const(&v, &el->items[k], el->type, NULL)) != SHOAL_OK) return st;
+            if ((st = sval_const(&v, &el->items[k], el->type)) != SHOAL_OK) return st;
     }
     v.section = "data";
     for (uint32_t i = 0; i < m->ndatas; i++) {
-        const SData *ds = &m->datas[i];
+        SData *ds = &m->datas[i];
         if (ds->mode != SSEG_ACTIVE) continue;
         if (ds->memory >= m->nmems) {
             snprintf(msg, sizeof msg, "unknown memory %u", ds->memory);
             return sval_fail(&v, SHOAL_ERR_INVALID, ds->offset.offset, msg);
         }
-        if ((st = sval_const(&v, &ds->offset, SHOAL_I32, NULL)) != SHOAL_OK) return st;
+        if ((st = sval_const(&v, &ds->offset, SHOAL_I32)) != SHOAL_OK) return st;
     }
     if ((st = sval_declared_refs(&v)) != SHOAL_OK) return st;
     v.section = "code";

@@ -215,6 +215,11 @@ static void test_valid(void **state) {
     assert_int_equal(lgguf_req_str(g, "general.architecture", &s, &err), SHOAL_OK);
     assert_true(lgguf_str_eq(s, "llama"));
     lgguf_close(g);
+    /* Version 2 has the same layout (v3 only added big-endian files): accepted. */
+    patch32(&b, L.version, 2);
+    assert_int_equal(lgguf_open_mem(b.p, b.n, "test.gguf", &g, &err), SHOAL_OK);
+    assert_int_equal(g->version, 2);
+    lgguf_close(g);
     free(b.p);
 }
 

@@ -8,9 +8,12 @@
 #include <stdint.h>
 #include <math.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <unistd.h>
 
 #include "ltok.h"
+#include "ltok_int.h"
 #include "tok_util.h"
 
 static ltok *spm, *bpe, *tok_stories, *tok_dreams;
@@ -68,7 +71,7 @@ static void check_reference(const ltok *t, const char *name) {
     tu_case *c = NULL;
     snprintf(inp, sizeof inp, "vocab/%s.inp", name);
     snprintf(out, sizeof out, "vocab/%s.out", name);
-    size_t n = tu_load_cases(inp, out, &c, &keep);
+    size_t n = tu_load_cases(tu_path(inp), tu_path(out), &c, &keep);
     assert_int_equal(n, 46);
     size_t bad = 0;
     int32_t ids[1024];
@@ -373,6 +376,145 @@ static void test_decode_stream(void **state) {
     assert_memory_equal(buf, " int", 4);
 }
 
+/* A Llama 2 tokenizer.json as transformers converts a SentencePiece model (byte_fallback BPE, merges grouped
+ * by the piece they make, best piece first; within a piece by the ids of its parts), generated here from
+ * tokenizer.bin, must tokenize the reference strings as llama.cpp does. */
+typedef struct hf_merge {
+    float score;
+    int32_t piece, l, r;
+} hf_merge;
+
+static int hf_merge_cmp(const void *a, const void *b) {
+    const hf_merge *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score > y->score ? -1 : 1;
+    if (x->piece != y->piece) /* keeps the sort stable: pieces in vocabulary order */
+        return x->piece < y->piece ? -1 : 1;
+    if (x->l != y->l)
+        return x->l < y->l ? -1 : 1;
+    return x->r < y->r ? -1 : x->r > y->r;
+}
+
+static void test_hf_spm_json(void **state) {
+    (void)state;
+    ltok_vocab_desc d;
+    ltok_vocab(spm, &d);
+    cJSON *root = cJSON_CreateObject(), *model = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(model, "type", "BPE");
+    cJSON_AddTrueToObject(model, "byte_fallback");
+    cJSON_AddStringToObject(model, "unk_token", "<unk>");
+    cJSON *vocab = cJSON_AddObjectToObject(model, "vocab"), *added = cJSON_AddArrayToObject(root, "added_tokens");
+    size_t nm = 0, cap = 1 << 16;
+    hf_merge *m = malloc(cap * sizeof *m);
+    for (uint32_t i = 0; i < d.n_tokens; i++) {
+        cJSON_AddNumberToObject(vocab, d.tokens[i], i);
+        if (d.types[i] == LTOK_TYPE_CONTROL || d.types[i] == LTOK_TYPE_UNKNOWN) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddNumberToObject(a, "id", i);
+            cJSON_AddStringToObject(a, "content", d.tokens[i]);
+            cJSON_AddTrueToObject(a, "special");
+            cJSON_AddItemToArray(added, a);
+            continue;
+        }
+        if (d.types[i] != LTOK_TYPE_NORMAL)
+            continue;
+        for (uint32_t k = 1; k < d.token_lens[i]; k++) {
+            if (((uint8_t)d.tokens[i][k] & 0xC0) == 0x80)
+                continue; /* split between characters only */
+            int32_t l = ltok_find(spm, d.tokens[i], k), r = ltok_find(spm, d.tokens[i] + k, d.token_lens[i] - k);
+            if (l < 0 || r < 0)
+                continue;
+            if (nm == cap)
+                m = realloc(m, (cap *= 2) * sizeof *m);
+            m[nm++] = (hf_merge){d.scores[i], (int32_t)i, l, r};
+        }
+    }
+    qsort(m, nm, sizeof *m, hf_merge_cmp);
+    cJSON *merges = cJSON_AddArrayToObject(model, "merges");
+    char buf[256];
+    for (size_t i = 0; i < nm; i++) {
+        snprintf(buf, sizeof buf, "%s %s", d.tokens[m[i].l], d.tokens[m[i].r]);
+        cJSON_AddItemToArray(merges, cJSON_CreateString(buf));
+    }
+    free(m);
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    char dir[] = "/tmp/shoal-hfspm-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    FILE *f = fopen(path, "wb");
+    fputs(json, f);
+    fclose(f);
+    free(json);
+    ltok *t = NULL;
+    shoal_error err;
+    shoal_status st = ltok_load_hf_json(path, &t, &err);
+    unlink(path);
+    rmdir(dir);
+    if (st)
+        fprintf(stderr, "%s\n", err.message);
+    assert_int_equal(st, SHOAL_OK);
+    fprintf(stderr, "generated tokenizer.json: %zu merges\n", nm);
+    assert_int_equal(ltok_get_kind(t), LTOK_SPM);
+    assert_int_equal(ltok_bos(t), 1);
+    assert_int_equal(ltok_eos(t), 2);
+    assert_int_equal(ltok_token_type(t, 0), LTOK_TYPE_UNKNOWN);
+    assert_int_equal(ltok_token_type(t, 3 + 0x41), LTOK_TYPE_BYTE);
+    check_reference(t, "ggml-vocab-llama-spm.gguf");
+    for (size_t i = 0; i < sizeof roundtrip_cases / sizeof roundtrip_cases[0]; i++)
+        check_roundtrip(t, roundtrip_cases[i], strlen(roundtrip_cases[i]), true);
+    ltok_free(t);
+}
+
+/* The Llama 3 pre-tokenizer split, worked out by hand from the regex, including the cases where PCRE2's own
+ * \s would differ from Unicode's White_Space (U+180E is not a space; U+0085 is). */
+typedef struct split_out {
+    char pieces[16][32];
+    int n;
+    const char *s;
+} split_out;
+
+static bool on_piece(void *user, size_t a, size_t b) {
+    split_out *o = user;
+    if (o->n < 16)
+        snprintf(o->pieces[o->n], sizeof o->pieces[0], "%.*s", (int)(b - a), o->s + a);
+    o->n++;
+    return true;
+}
+
+static void test_pretokenizer(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *pieces[10];
+    } cases[] = {
+        {"Hello world", {"Hello", " world"}},
+        {"I'm 12345 OK!!\n\n  x", {"I", "'m", " ", "123", "45", " OK", "!!\n\n", " ", " x"}},
+        {"HE'S they'LL", {"HE", "'S", " they", "'LL"}},
+        {"a\xE1\xA0\x8E!", {"a", "\xE1\xA0\x8E!"}},
+        {"!\xC2\x85\n", {"!", "\xC2\x85\n"}},
+        {"ab\xFF" "cd", {"ab", "\xFF", "cd"}},
+        {"\t\tx\u3000y", {"\t", "\tx", "\u3000y"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        split_out o = {.s = cases[i].text};
+        assert_true(ltok_bpe_split(bpe, o.s, strlen(o.s), on_piece, &o));
+        int want = 0;
+        while (want < 10 && cases[i].pieces[want])
+            want++;
+        bool same = o.n == want;
+        for (int k = 0; same && k < want; k++)
+            same = !strcmp(o.pieces[k], cases[i].pieces[k]);
+        if (!same) {
+            fprintf(stderr, "split of \"%s\":", cases[i].text);
+            for (int k = 0; k < o.n && k < 16; k++)
+                fprintf(stderr, " [%s]", o.pieces[k]);
+            fprintf(stderr, "\n");
+        }
+        assert_true(same);
+    }
+}
+
 static void test_chat(void **state) {
     (void)state;
     ltok_chat_msg msgs[] = {
@@ -439,7 +581,8 @@ int main(void) {
         cmocka_unit_test(test_vocab_rebuild),     cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_spm_against_naive), cmocka_unit_test(test_tok512),
         cmocka_unit_test(test_special_tokens),    cmocka_unit_test(test_decode_stream),
-        cmocka_unit_test(test_chat),
+        cmocka_unit_test(test_chat),              cmocka_unit_test(test_hf_spm_json),
+        cmocka_unit_test(test_pretokenizer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

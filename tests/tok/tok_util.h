@@ -55,20 +55,26 @@ typedef struct tu_case {
     size_t n_ids;
 } tu_case;
 
-static inline size_t tu_load_cases(const char *inp_rel, const char *out_rel, tu_case **out, char **keep) {
+static inline size_t tu_load_cases(const char *inp_path, const char *out_path, tu_case **out, char **keep) {
     static const char sep[] = "\n__ggml_vocab_test__\n";
     size_t isz, osz, n = 0;
-    char *in = tu_read(tu_path(inp_rel), &isz), *o = tu_read(tu_path(out_rel), &osz);
+    char *in = tu_read(inp_path, &isz), *o = tu_read(out_path, &osz);
     if (!in || !o) {
         free(in);
         free(o);
         return 0;
     }
-    tu_case *c = calloc(128, sizeof *c);
-    for (char *p = in; p < in + isz && n < 128;) {
+    size_t cap = 64;
+    tu_case *c = calloc(cap, sizeof *c);
+    for (char *p = in; p < in + isz;) {
         char *e = strstr(p, sep);
         if (!e)
             break;
+        if (n == cap) {
+            c = realloc(c, 2 * cap * sizeof *c);
+            memset(c + cap, 0, cap * sizeof *c);
+            cap *= 2;
+        }
         c[n].text = p;
         c[n].len = (size_t)(e - p);
         n++;

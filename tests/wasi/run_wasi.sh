@@ -57,6 +57,11 @@ run "basic: _start returning is exit 0" 0 "$G/wasi_basic.wasm"
 run "exit 42" 42 "$G/wasi_trap.wasm" exit 42
 run "exit 300 is truncated like a host process" 44 "$G/wasi_trap.wasm" exit 300
 
+if [ -f "$G/hello.wasm" ]; then
+    run "examples/hello" 0 "$G/hello.wasm" Ada Grace
+    has "examples/hello: greeting" "$T/out" "Hello, Ada and Grace! (from a Shoal guest)"
+fi
+
 # --- files in a preopened directory ---
 mkdir "$T/files"
 run "files" 0 --dir "$T/files::/sandbox" "$G/wasi_files.wasm" /sandbox
@@ -65,6 +70,14 @@ if [ "$(cat "$T/files/keep.txt" 2>/dev/null)" = "written by the guest" ]; then p
 else fail "files: keep.txt missing or wrong on the host"; fi
 mkdir "$T/files2"
 run "files: preopen under its host name" 0 --dir "$T/files2" "$G/wasi_files.wasm" "$T/files2"
+mkdir "$T/files3"
+(cd "$T/files3" && "$SHOAL" run --dir . "$G/wasi_files.wasm" . >"$T/out" 2>"$T/err")
+rc=$?
+[ $rc = 0 ] && [ -f "$T/files3/keep.txt" ] && pass "files: --dir . and relative paths" || fail "files with --dir .: exit $rc"
+
+mkdir "$T/fdops"
+run "fd and path calls beyond libc's common paths" 0 --dir "$T/fdops::/w" "$G/wasi_fdops.wasm" /w
+has "fdops: summary" "$T/out" "fdops: all ok"
 
 # --- escapes ---
 E=$T/esc
@@ -99,6 +112,17 @@ run "efault" 0 --dir "$T/ef::/ef" "$G/wasi_efault.wasm"
 has "efault: summary" "$T/out" "efault: all refused"
 if grep -q LEAKED "$T/out"; then fail "efault: a write with a bad iovec wrote"; else pass "efault: nothing written"; fi
 
+# --- random arguments to every call: errnos, never a crash, nothing outside the preopen ---
+mkdir -p "$T/chaos/box" "$T/chaos/outside"
+echo keep >"$T/chaos/outside/marker"
+for seed in 1 2 3; do
+    run "chaos seed $seed" 0 --dir "$T/chaos/box::/c" "$G/wasi_chaos.wasm" 20000 $seed
+    has "chaos seed $seed: summary" "$T/err" "no crash"
+done
+if [ "$(ls -A "$T/chaos" | tr '\n' ' ')" = "box outside " ] && [ "$(ls -A "$T/chaos/outside")" = marker ] &&
+    [ "$(cat "$T/chaos/outside/marker")" = keep ]; then pass "chaos: nothing outside the preopen"
+else fail "chaos: something changed outside the preopen"; ls -la "$T/chaos" "$T/chaos/outside"; fi
+
 # --- traps ---
 run "trap: div0" 134 "$G/wasi_trap.wasm" div0
 has "trap: div0 message" "$T/err" "trap: integer divide by zero"
@@ -119,6 +143,9 @@ start=$(date +%s)
 run "timeout stops an infinite loop" 124 --timeout 1 "$G/wasi_trap.wasm" loop
 has "timeout: message" "$T/err" "interrupted"
 run "timeout stops a guest blocked in poll_oneoff" 124 --timeout 0.5 "$G/wasi_trap.wasm" sleep
+"$SHOAL" run --timeout 0.5 "$G/wasi_basic.wasm" < <(sleep 4) >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc = 124 ] && pass "timeout stops a guest blocked reading stdin (exit 124)" || fail "timeout on a blocked read: exit $rc"
 elapsed=$(($(date +%s) - start))
 [ $elapsed -lt 20 ] && pass "timeouts took ${elapsed}s" || fail "timeouts took ${elapsed}s"
 run "no limit: 64 MiB of malloc" 0 "$G/wasi_trap.wasm" grow

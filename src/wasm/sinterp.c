@@ -1,0 +1,761 @@
+/*
+ * sinterp.c: the interpreter loop over translated code (scompile.c, sops.h).
+ *
+ * Dispatch is computed goto: each instruction's first unit is the offset of its handler label from a
+ * base label, so code stays 32-bit and a dispatch is load + add + indirect jump. Operands are frame slot
+ * indices (fp[ip[k]]). Wasm-to-Wasm calls push a frame record on the execution's own frame stack and
+ * continue in the same C loop, so guest recursion depth never touches the host stack.
+ *
+ * Memory accesses are checked explicitly: (u64)address + offset + size <= current size. There are no
+ * signal handlers, so providers without guard pages (device-mapped memory) are safe.
+ *
+ * Fuel and the interrupt flag are checked on backward branches (loop iterations) and calls only: a
+ * backward branch charges its distance in code units (roughly the loop body's op count), a call the
+ * callee's straight-line size, so the budget bounds the work done while costing almost nothing per op.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sexec.h"
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* ---- numeric helpers whose semantics differ from C's --------------------------------------------- */
+
+static inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+/* Wasm min/max: NaN if either is NaN, and -0 < +0. */
+static inline float wf32_min(float a, float b) {
+    if (isnan(a) || isnan(b)) return a + b;
+    if (a == b) return signbit(a) ? a : b;
+    return a < b ? a : b;
+}
+static inline float wf32_max(float a, float b) {
+    if (isnan(a) || isnan(b)) return a + b;
+    if (a == b) return signbit(a) ? b : a;
+    return a > b ? a : b;
+}
+static inline double wf64_min(double a, double b) {
+    if (isnan(a) || isnan(b)) return a + b;
+    if (a == b) return signbit(a) ? a : b;
+    return a < b ? a : b;
+}
+static inline double wf64_max(double a, double b) {
+    if (isnan(a) || isnan(b)) return a + b;
+    if (a == b) return signbit(a) ? b : a;
+    return a > b ? a : b;
+}
+
+/* libm's rounding functions may return a signalling NaN unchanged; Wasm wants it quieted. */
+#define WROUND(name, type, fn) \
+    static inline type name(type x) { return isnan(x) ? x + x : fn(x); }
+WROUND(wceilf, float, ceilf)
+WROUND(wfloorf, float, floorf)
+WROUND(wtruncf, float, truncf)
+WROUND(wnearestf, float, nearbyintf)
+WROUND(wceil, double, ceil)
+WROUND(wfloor, double, floor)
+WROUND(wtrunc, double, trunc)
+WROUND(wnearest, double, nearbyint)
+
+static inline uint32_t rotl32(uint32_t x, uint32_t n) {
+    n &= 31;
+    return (x << n) | (x >> ((32 - n) & 31));
+}
+static inline uint32_t rotr32(uint32_t x, uint32_t n) {
+    n &= 31;
+    return (x >> n) | (x << ((32 - n) & 31));
+}
+static inline uint64_t rotl64(uint64_t x, uint64_t n) {
+    n &= 63;
+    return (x << n) | (x >> ((64 - n) & 63));
+}
+static inline uint64_t rotr64(uint64_t x, uint64_t n) {
+    n &= 63;
+    return (x >> n) | (x << ((64 - n) & 63));
+}
+
+/* Saturating truncations (NaN -> 0, out of range -> the nearest bound). */
+static inline int32_t sat_i32_f64(double x) {
+    if (isnan(x)) return 0;
+    if (x <= -2147483649.0) return INT32_MIN;
+    if (x >= 2147483648.0) return INT32_MAX;
+    return (int32_t)x;
+}
+static inline uint32_t sat_u32_f64(double x) {
+    if (isnan(x) || x <= -1.0) return 0;
+    if (x >= 4294967296.0) return UINT32_MAX;
+    return (uint32_t)x;
+}
+static inline int64_t sat_i64_f64(double x) {
+    if (isnan(x)) return 0;
+    if (x < -9223372036854775808.0) return INT64_MIN;
+    if (x >= 9223372036854775808.0) return INT64_MAX;
+    return (int64_t)x;
+}
+static inline uint64_t sat_u64_f64(double x) {
+    if (isnan(x) || x <= -1.0) return 0;
+    if (x >= 18446744073709551616.0) return UINT64_MAX;
+    return (uint64_t)x;
+}
+
+/* ---- host calls -------------------------------------------------------------------------------- */
+
+#define HOST_MAX_RESULTS 16
+
+static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instance *caller, shoal_error *err) {
+    shoal_val res[HOST_MAX_RESULTS];
+    const SFuncType *ft = f->type;
+    if (ft->nresults > HOST_MAX_RESULTS)
+        return shoal_error_set(err, SHOAL_ERR_UNSUPPORTED, "host function with more than %d results",
+                               HOST_MAX_RESULTS);
+    memset(res, 0, sizeof res);
+    uint32_t span = ft->nparams > ft->nresults ? ft->nparams : ft->nresults;
+    SSlot *saved_top = ex->top;
+    ex->top = args + span;
+    shoal_call call = {caller, ex, err};
+    if (err) {
+        err->func_index = SHOAL_NO_FUNC;
+        err->status = SHOAL_OK;
+        err->trap = SHOAL_TRAP_NONE;
+        err->message[0] = 0;
+    }
+    shoal_status st = f->host(&call, (const shoal_val *)args, res, f->host_user);
+    ex->top = saved_top;
+    if (st != SHOAL_OK) {
+        if (err && err->status == SHOAL_OK) {
+            /* The host returned an error without describing it. */
+            err->status = st;
+            if (st == SHOAL_ERR_TRAP) err->trap = SHOAL_TRAP_HOST;
+            if (!err->message[0]) snprintf(err->message, sizeof err->message, "host function failed (%s)",
+                                           shoal_status_name(st));
+        }
+        return st;
+    }
+    memcpy(args, res, ft->nresults * sizeof *res);
+    return SHOAL_OK;
+}
+
+/* ---- the loop ---------------------------------------------------------------------------------- */
+
+static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_error *err, int32_t *export_table) {
+    static const int32_t offsets[SO_COUNT] = {
+#define OP(name, layout) &&L_##name - &&L_copy,
+#include "sops.h"
+#undef OP
+    };
+    if (export_table) {
+        memcpy(export_table, offsets, sizeof offsets);
+        return SHOAL_OK;
+    }
+    char *const base = (char *)&&L_copy;
+
+    const uint32_t entry_depth = ex->depth;
+    uint32_t depth = entry_depth;
+    SFrame *const frames = ex->frames;
+    SSlot *const slots_end = ex->slots_end;
+    atomic_int *const intr = &ex->root->interrupt;
+    int64_t fuel = ex->fuel;
+
+    SFuncInst *cur = entry;
+    shoal_instance *inst = cur->inst;
+    SSlot *fp = entry_fp;
+    const uint32_t *ip = NULL;
+    uint8_t *mem = inst->mem0->base;
+    uint64_t memsize = inst->mem0->size;
+    shoal_trap tk = SHOAL_TRAP_NONE;
+    shoal_status st = SHOAL_OK;
+
+    SFuncInst *callee;
+    SSlot *nfp;
+    const uint32_t *ret_ip;
+
+#define DISPATCH() goto *(void *)(base + (int32_t)*ip)
+#define NEXT(n)          \
+    do {                 \
+        ip += (n);       \
+        DISPATCH();      \
+    } while (0)
+#define S(k) fp[ip[k]]
+#define TRAP(kind)  \
+    do {            \
+        tk = (kind); \
+        goto trap;  \
+    } while (0)
+#define SET_I32(k, v) (S(k).u64 = (uint32_t)(v))
+/* Taken branch through the offset in unit k; a backward one pays fuel and polls the interrupt flag. */
+#define BRANCH(k)                                                                                   \
+    do {                                                                                            \
+        int32_t o_ = (int32_t)ip[k];                                                                \
+        ip += (k) + o_;                                                                             \
+        if (o_ < 0) {                                                                               \
+            fuel += o_;                                                                             \
+            if (UNLIKELY(fuel < 0 || atomic_load_explicit(intr, memory_order_relaxed))) goto poll; \
+        }                                                                                           \
+        DISPATCH();                                                                                 \
+    } while (0)
+
+    /* Enter the entry function as if called. */
+    callee = entry;
+    nfp = entry_fp;
+    ret_ip = NULL;
+    goto enter;
+
+L_copy:
+    S(1).u64 = S(2).u64;
+    NEXT(3);
+L_const32:
+    S(1).u64 = ip[2];
+    NEXT(3);
+L_const64:
+    S(1).u64 = (uint64_t)ip[2] | (uint64_t)ip[3] << 32;
+    NEXT(4);
+L_unreachable:
+    TRAP(SHOAL_TRAP_UNREACHABLE);
+L_br:
+    BRANCH(1);
+L_br_if:
+    if (S(2).i32) BRANCH(1);
+    NEXT(3);
+L_br_unless:
+    if (!S(2).i32) BRANCH(1);
+    NEXT(3);
+L_br_table: {
+    uint32_t i = S(1).u32, n = ip[2];
+    if (i > n) i = n;
+    BRANCH(3 + i);
+}
+L_select:
+    S(1) = S(4).i32 ? S(2) : S(3);
+    NEXT(5);
+
+L_call:
+    callee = inst->funcs[ip[1]];
+    nfp = fp + ip[2];
+    ret_ip = ip + 3;
+    goto call;
+L_call_indirect: {
+    STable *tb = inst->tables[ip[2]];
+    uint32_t i = S(3).u32;
+    if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_UNDEFINED_ELEMENT);
+    callee = tb->elems[i];
+    if (UNLIKELY(!callee)) TRAP(SHOAL_TRAP_UNINITIALIZED_ELEMENT);
+    const SFuncType *want = inst->types[ip[1]];
+    if (UNLIKELY(callee->type != want && !sexec_functype_equal(callee->type, want)))
+        TRAP(SHOAL_TRAP_INDIRECT_TYPE);
+    nfp = fp + ip[4];
+    ret_ip = ip + 5;
+    goto call;
+}
+call:
+    if (UNLIKELY(!callee->code)) {
+        ex->depth = depth;
+        ex->fuel = fuel;
+        st = call_host(ex, callee, nfp, inst, err);
+        fuel = ex->fuel;
+        if (UNLIKELY(st != SHOAL_OK)) goto host_failed;
+        mem = inst->mem0->base;
+        memsize = inst->mem0->size;
+        ip = ret_ip;
+        DISPATCH();
+    }
+    if (UNLIKELY(depth >= ex->max_depth)) TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
+    frames[depth].ret_ip = ret_ip;
+    frames[depth].fp = fp;
+    frames[depth].func = cur;
+    depth++;
+enter: {
+    const SCode *c = callee->code;
+    if (UNLIKELY((size_t)(slots_end - nfp) < c->frame_slots)) {
+        if (depth > entry_depth) depth--;
+        TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
+    }
+    memset(nfp + c->nparams, 0, (size_t)c->nlocals * sizeof(SSlot));
+    fp = nfp;
+    cur = callee;
+    if (cur->inst != inst) {
+        inst = cur->inst;
+        mem = inst->mem0->base;
+        memsize = inst->mem0->size;
+    }
+    ip = c->code;
+    fuel -= c->fuel_cost;
+    if (UNLIKELY(fuel < 0 || atomic_load_explicit(intr, memory_order_relaxed))) goto poll;
+    DISPATCH();
+}
+L_return_:
+    if (depth == entry_depth) goto done;
+    depth--;
+    ip = frames[depth].ret_ip;
+    fp = frames[depth].fp;
+    cur = frames[depth].func;
+    inst = cur->inst;
+    /* The callee may have grown the memory (or switched instances). */
+    mem = inst->mem0->base;
+    memsize = inst->mem0->size;
+    DISPATCH();
+
+L_global_get:
+    S(1) = inst->globals[ip[2]]->val;
+    NEXT(3);
+L_global_set:
+    inst->globals[ip[1]]->val = S(2);
+    NEXT(3);
+
+L_ref_is_null:
+    SET_I32(1, S(2).ref == NULL);
+    NEXT(3);
+L_ref_func:
+    S(1).ref = inst->funcs[ip[2]];
+    NEXT(3);
+L_table_get: {
+    STable *tb = inst->tables[ip[2]];
+    uint32_t i = S(3).u32;
+    if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
+    S(1).ref = tb->elems[i];
+    NEXT(4);
+}
+L_table_set: {
+    STable *tb = inst->tables[ip[1]];
+    uint32_t i = S(2).u32;
+    if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
+    tb->elems[i] = S(3).ref;
+    NEXT(4);
+}
+L_table_size:
+    SET_I32(1, inst->tables[ip[2]]->size);
+    NEXT(3);
+L_table_grow: {
+    int64_t r = stable_grow(inst->tables[ip[2]], S(4).u32, S(3).ref);
+    SET_I32(1, (uint32_t)r);
+    NEXT(5);
+}
+L_table_fill: {
+    STable *tb = inst->tables[ip[1]];
+    uint32_t i = S(2).u32, n = S(4).u32;
+    void *v = S(3).ref;
+    if (UNLIKELY((uint64_t)i + n > tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
+    for (uint32_t k = 0; k < n; k++) tb->elems[i + k] = v;
+    NEXT(5);
+}
+L_table_copy: {
+    STable *td = inst->tables[ip[1]], *ts = inst->tables[ip[2]];
+    uint32_t d = S(3).u32, s = S(4).u32, n = S(5).u32;
+    if (UNLIKELY((uint64_t)d + n > td->size || (uint64_t)s + n > ts->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
+    if (n) memmove(td->elems + d, ts->elems + s, (size_t)n * sizeof(void *));
+    NEXT(6);
+}
+L_table_init: {
+    STable *tb = inst->tables[ip[1]];
+    SElemInst *seg = &inst->elems[ip[2]];
+    uint32_t d = S(3).u32, s = S(4).u32, n = S(5).u32;
+    if (UNLIKELY((uint64_t)s + n > seg->count || (uint64_t)d + n > tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
+    if (n) memcpy(tb->elems + d, seg->refs + s, (size_t)n * sizeof(void *));
+    NEXT(6);
+}
+L_elem_drop:
+    inst->elems[ip[1]].count = 0;
+    NEXT(2);
+
+/* Loads: unit 2 is the address slot, unit 3 the static offset. */
+#define LOAD(name, n, ctype, store_expr)                                \
+    L_##name: {                                                         \
+        uint64_t ea = (uint64_t)S(2).u32 + ip[3];                       \
+        if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
+        ctype v;                                                        \
+        memcpy(&v, mem + ea, (n));                                      \
+        store_expr;                                                     \
+        NEXT(4);                                                        \
+    }
+    LOAD(i32_load, 4, uint32_t, S(1).u64 = v)
+    LOAD(i64_load, 8, uint64_t, S(1).u64 = v)
+    LOAD(f32_load, 4, uint32_t, S(1).u64 = v)
+    LOAD(f64_load, 8, uint64_t, S(1).u64 = v)
+    LOAD(i32_load8_s, 1, int8_t, SET_I32(1, (int32_t)v))
+    LOAD(i32_load8_u, 1, uint8_t, SET_I32(1, v))
+    LOAD(i32_load16_s, 2, int16_t, SET_I32(1, (int32_t)v))
+    LOAD(i32_load16_u, 2, uint16_t, SET_I32(1, v))
+    LOAD(i64_load8_s, 1, int8_t, S(1).i64 = v)
+    LOAD(i64_load8_u, 1, uint8_t, S(1).u64 = v)
+    LOAD(i64_load16_s, 2, int16_t, S(1).i64 = v)
+    LOAD(i64_load16_u, 2, uint16_t, S(1).u64 = v)
+    LOAD(i64_load32_s, 4, int32_t, S(1).i64 = v)
+    LOAD(i64_load32_u, 4, uint32_t, S(1).u64 = v)
+/* Stores: unit 1 is the address slot, unit 2 the value; little-endian hosts store the low bytes. */
+#define STORE(name, n)                                                  \
+    L_##name: {                                                         \
+        uint64_t ea = (uint64_t)S(1).u32 + ip[3];                       \
+        if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
+        memcpy(mem + ea, &S(2), (n));                                   \
+        NEXT(4);                                                        \
+    }
+    STORE(i32_store, 4)
+    STORE(i64_store, 8)
+    STORE(f32_store, 4)
+    STORE(f64_store, 8)
+    STORE(i32_store8, 1)
+    STORE(i32_store16, 2)
+    STORE(i64_store8, 1)
+    STORE(i64_store16, 2)
+    STORE(i64_store32, 4)
+
+L_memory_size:
+    SET_I32(1, inst->mem0->pages);
+    NEXT(2);
+L_memory_grow: {
+    int64_t r = smem_grow(inst->mem0, S(2).u32);
+    SET_I32(1, (uint32_t)r);
+    mem = inst->mem0->base;
+    memsize = inst->mem0->size;
+    NEXT(3);
+}
+L_memory_init: {
+    uint32_t d = S(2).u32, s = S(3).u32, n = S(4).u32;
+    uint32_t seg_size = inst->data_sizes[ip[1]];
+    if (UNLIKELY((uint64_t)s + n > seg_size || (uint64_t)d + n > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);
+    if (n) memcpy(mem + d, inst->module->m.datas[ip[1]].bytes + s, n);
+    NEXT(5);
+}
+L_data_drop:
+    inst->data_sizes[ip[1]] = 0;
+    NEXT(2);
+L_memory_copy: {
+    uint32_t d = S(1).u32, s = S(2).u32, n = S(3).u32;
+    if (UNLIKELY((uint64_t)s + n > memsize || (uint64_t)d + n > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);
+    if (n) memmove(mem + d, mem + s, n);
+    NEXT(4);
+}
+L_memory_fill: {
+    uint32_t d = S(1).u32, n = S(3).u32;
+    if (UNLIKELY((uint64_t)d + n > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);
+    if (n) memset(mem + d, (int)(uint8_t)S(2).u32, n);
+    NEXT(4);
+}
+
+#define UN(name, expr)  \
+    L_##name: {         \
+        SSlot a = S(2); \
+        expr;           \
+        NEXT(3);        \
+    }
+#define BIN(name, expr)            \
+    L_##name: {                    \
+        SSlot a = S(2), b = S(3);  \
+        expr;                      \
+        NEXT(4);                   \
+    }
+#define IMM(name, expr)                       \
+    L_##name: {                               \
+        SSlot a = S(2);                       \
+        uint32_t k = ip[3];                   \
+        expr;                                 \
+        NEXT(4);                              \
+    }
+    UN(i32_eqz, SET_I32(1, a.i32 == 0))
+    BIN(i32_eq, SET_I32(1, a.i32 == b.i32))
+    BIN(i32_ne, SET_I32(1, a.i32 != b.i32))
+    BIN(i32_lt_s, SET_I32(1, a.i32 < b.i32))
+    BIN(i32_lt_u, SET_I32(1, a.u32 < b.u32))
+    BIN(i32_gt_s, SET_I32(1, a.i32 > b.i32))
+    BIN(i32_gt_u, SET_I32(1, a.u32 > b.u32))
+    BIN(i32_le_s, SET_I32(1, a.i32 <= b.i32))
+    BIN(i32_le_u, SET_I32(1, a.u32 <= b.u32))
+    BIN(i32_ge_s, SET_I32(1, a.i32 >= b.i32))
+    BIN(i32_ge_u, SET_I32(1, a.u32 >= b.u32))
+    UN(i64_eqz, SET_I32(1, a.i64 == 0))
+    BIN(i64_eq, SET_I32(1, a.i64 == b.i64))
+    BIN(i64_ne, SET_I32(1, a.i64 != b.i64))
+    BIN(i64_lt_s, SET_I32(1, a.i64 < b.i64))
+    BIN(i64_lt_u, SET_I32(1, a.u64 < b.u64))
+    BIN(i64_gt_s, SET_I32(1, a.i64 > b.i64))
+    BIN(i64_gt_u, SET_I32(1, a.u64 > b.u64))
+    BIN(i64_le_s, SET_I32(1, a.i64 <= b.i64))
+    BIN(i64_le_u, SET_I32(1, a.u64 <= b.u64))
+    BIN(i64_ge_s, SET_I32(1, a.i64 >= b.i64))
+    BIN(i64_ge_u, SET_I32(1, a.u64 >= b.u64))
+    BIN(f32_eq, SET_I32(1, a.f32 == b.f32))
+    BIN(f32_ne, SET_I32(1, a.f32 != b.f32))
+    BIN(f32_lt, SET_I32(1, a.f32 < b.f32))
+    BIN(f32_gt, SET_I32(1, a.f32 > b.f32))
+    BIN(f32_le, SET_I32(1, a.f32 <= b.f32))
+    BIN(f32_ge, SET_I32(1, a.f32 >= b.f32))
+    BIN(f64_eq, SET_I32(1, a.f64 == b.f64))
+    BIN(f64_ne, SET_I32(1, a.f64 != b.f64))
+    BIN(f64_lt, SET_I32(1, a.f64 < b.f64))
+    BIN(f64_gt, SET_I32(1, a.f64 > b.f64))
+    BIN(f64_le, SET_I32(1, a.f64 <= b.f64))
+    BIN(f64_ge, SET_I32(1, a.f64 >= b.f64))
+    UN(i32_clz, SET_I32(1, a.u32 ? __builtin_clz(a.u32) : 32))
+    UN(i32_ctz, SET_I32(1, a.u32 ? __builtin_ctz(a.u32) : 32))
+    UN(i32_popcnt, SET_I32(1, __builtin_popcount(a.u32)))
+    BIN(i32_add, SET_I32(1, a.u32 + b.u32))
+    BIN(i32_sub, SET_I32(1, a.u32 - b.u32))
+    BIN(i32_mul, SET_I32(1, a.u32 * b.u32))
+    BIN(i32_div_s, {
+        if (UNLIKELY(b.i32 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        if (UNLIKELY(a.i32 == INT32_MIN && b.i32 == -1)) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        SET_I32(1, a.i32 / b.i32);
+    })
+    BIN(i32_div_u, {
+        if (UNLIKELY(b.u32 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        SET_I32(1, a.u32 / b.u32);
+    })
+    BIN(i32_rem_s, {
+        if (UNLIKELY(b.i32 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        SET_I32(1, b.i32 == -1 ? 0 : a.i32 % b.i32);
+    })
+    BIN(i32_rem_u, {
+        if (UNLIKELY(b.u32 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        SET_I32(1, a.u32 % b.u32);
+    })
+    BIN(i32_and, SET_I32(1, a.u32 & b.u32))
+    BIN(i32_or, SET_I32(1, a.u32 | b.u32))
+    BIN(i32_xor, SET_I32(1, a.u32 ^ b.u32))
+    BIN(i32_shl, SET_I32(1, a.u32 << (b.u32 & 31)))
+    BIN(i32_shr_s, SET_I32(1, a.i32 >> (b.u32 & 31)))
+    BIN(i32_shr_u, SET_I32(1, a.u32 >> (b.u32 & 31)))
+    BIN(i32_rotl, SET_I32(1, rotl32(a.u32, b.u32)))
+    BIN(i32_rotr, SET_I32(1, rotr32(a.u32, b.u32)))
+    UN(i64_clz, S(1).u64 = a.u64 ? (uint64_t)__builtin_clzll(a.u64) : 64)
+    UN(i64_ctz, S(1).u64 = a.u64 ? (uint64_t)__builtin_ctzll(a.u64) : 64)
+    UN(i64_popcnt, S(1).u64 = (uint64_t)__builtin_popcountll(a.u64))
+    BIN(i64_add, S(1).u64 = a.u64 + b.u64)
+    BIN(i64_sub, S(1).u64 = a.u64 - b.u64)
+    BIN(i64_mul, S(1).u64 = a.u64 * b.u64)
+    BIN(i64_div_s, {
+        if (UNLIKELY(b.i64 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        if (UNLIKELY(a.i64 == INT64_MIN && b.i64 == -1)) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        S(1).i64 = a.i64 / b.i64;
+    })
+    BIN(i64_div_u, {
+        if (UNLIKELY(b.u64 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        S(1).u64 = a.u64 / b.u64;
+    })
+    BIN(i64_rem_s, {
+        if (UNLIKELY(b.i64 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        S(1).i64 = b.i64 == -1 ? 0 : a.i64 % b.i64;
+    })
+    BIN(i64_rem_u, {
+        if (UNLIKELY(b.u64 == 0)) TRAP(SHOAL_TRAP_INT_DIV_ZERO);
+        S(1).u64 = a.u64 % b.u64;
+    })
+    BIN(i64_and, S(1).u64 = a.u64 & b.u64)
+    BIN(i64_or, S(1).u64 = a.u64 | b.u64)
+    BIN(i64_xor, S(1).u64 = a.u64 ^ b.u64)
+    BIN(i64_shl, S(1).u64 = a.u64 << (b.u64 & 63))
+    BIN(i64_shr_s, S(1).i64 = a.i64 >> (b.u64 & 63))
+    BIN(i64_shr_u, S(1).u64 = a.u64 >> (b.u64 & 63))
+    BIN(i64_rotl, S(1).u64 = rotl64(a.u64, b.u64))
+    BIN(i64_rotr, S(1).u64 = rotr64(a.u64, b.u64))
+    /* Sign, abs and copysign are bit operations: they must not touch NaN payloads. */
+    UN(f32_abs, S(1).u64 = a.u32 & 0x7fffffffu)
+    UN(f32_neg, S(1).u64 = a.u32 ^ 0x80000000u)
+    UN(f32_ceil, S(1).u64 = f32_bits(wceilf(a.f32)))
+    UN(f32_floor, S(1).u64 = f32_bits(wfloorf(a.f32)))
+    UN(f32_trunc, S(1).u64 = f32_bits(wtruncf(a.f32)))
+    UN(f32_nearest, S(1).u64 = f32_bits(wnearestf(a.f32)))
+    UN(f32_sqrt, S(1).u64 = f32_bits(sqrtf(a.f32)))
+    BIN(f32_add, S(1).u64 = f32_bits(a.f32 + b.f32))
+    BIN(f32_sub, S(1).u64 = f32_bits(a.f32 - b.f32))
+    BIN(f32_mul, S(1).u64 = f32_bits(a.f32 * b.f32))
+    BIN(f32_div, S(1).u64 = f32_bits(a.f32 / b.f32))
+    BIN(f32_min, S(1).u64 = f32_bits(wf32_min(a.f32, b.f32)))
+    BIN(f32_max, S(1).u64 = f32_bits(wf32_max(a.f32, b.f32)))
+    BIN(f32_copysign, S(1).u64 = (a.u32 & 0x7fffffffu) | (b.u32 & 0x80000000u))
+    UN(f64_abs, S(1).u64 = a.u64 & 0x7fffffffffffffffull)
+    UN(f64_neg, S(1).u64 = a.u64 ^ 0x8000000000000000ull)
+    UN(f64_ceil, S(1).f64 = wceil(a.f64))
+    UN(f64_floor, S(1).f64 = wfloor(a.f64))
+    UN(f64_trunc, S(1).f64 = wtrunc(a.f64))
+    UN(f64_nearest, S(1).f64 = wnearest(a.f64))
+    UN(f64_sqrt, S(1).f64 = sqrt(a.f64))
+    BIN(f64_add, S(1).f64 = a.f64 + b.f64)
+    BIN(f64_sub, S(1).f64 = a.f64 - b.f64)
+    BIN(f64_mul, S(1).f64 = a.f64 * b.f64)
+    BIN(f64_div, S(1).f64 = a.f64 / b.f64)
+    BIN(f64_min, S(1).f64 = wf64_min(a.f64, b.f64))
+    BIN(f64_max, S(1).f64 = wf64_max(a.f64, b.f64))
+    BIN(f64_copysign, S(1).u64 = (a.u64 & 0x7fffffffffffffffull) | (b.u64 & 0x8000000000000000ull))
+    UN(i32_wrap_i64, SET_I32(1, a.u64))
+    UN(i32_trunc_f32_s, {
+        if (UNLIKELY(isnan(a.f32))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f32 >= -2147483648.0f && a.f32 < 2147483648.0f))) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        SET_I32(1, (int32_t)a.f32);
+    })
+    UN(i32_trunc_f32_u, {
+        if (UNLIKELY(isnan(a.f32))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f32 > -1.0f && a.f32 < 4294967296.0f))) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        SET_I32(1, (uint32_t)a.f32);
+    })
+    UN(i32_trunc_f64_s, {
+        if (UNLIKELY(isnan(a.f64))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f64 > -2147483649.0 && a.f64 < 2147483648.0))) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        SET_I32(1, (int32_t)a.f64);
+    })
+    UN(i32_trunc_f64_u, {
+        if (UNLIKELY(isnan(a.f64))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f64 > -1.0 && a.f64 < 4294967296.0))) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        SET_I32(1, (uint32_t)a.f64);
+    })
+    UN(i64_extend_i32_s, S(1).i64 = a.i32)
+    UN(i64_extend_i32_u, S(1).u64 = a.u32)
+    UN(i64_trunc_f32_s, {
+        if (UNLIKELY(isnan(a.f32))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f32 >= -9223372036854775808.0f && a.f32 < 9223372036854775808.0f)))
+            TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        S(1).i64 = (int64_t)a.f32;
+    })
+    UN(i64_trunc_f32_u, {
+        if (UNLIKELY(isnan(a.f32))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f32 > -1.0f && a.f32 < 18446744073709551616.0f))) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        S(1).u64 = (uint64_t)a.f32;
+    })
+    UN(i64_trunc_f64_s, {
+        if (UNLIKELY(isnan(a.f64))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f64 >= -9223372036854775808.0 && a.f64 < 9223372036854775808.0)))
+            TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        S(1).i64 = (int64_t)a.f64;
+    })
+    UN(i64_trunc_f64_u, {
+        if (UNLIKELY(isnan(a.f64))) TRAP(SHOAL_TRAP_INVALID_CONVERSION);
+        if (UNLIKELY(!(a.f64 > -1.0 && a.f64 < 18446744073709551616.0))) TRAP(SHOAL_TRAP_INT_OVERFLOW);
+        S(1).u64 = (uint64_t)a.f64;
+    })
+    UN(f32_convert_i32_s, S(1).u64 = f32_bits((float)a.i32))
+    UN(f32_convert_i32_u, S(1).u64 = f32_bits((float)a.u32))
+    UN(f32_convert_i64_s, S(1).u64 = f32_bits((float)a.i64))
+    UN(f32_convert_i64_u, S(1).u64 = f32_bits((float)a.u64))
+    UN(f32_demote_f64, S(1).u64 = f32_bits((float)a.f64))
+    UN(f64_convert_i32_s, S(1).f64 = (double)a.i32)
+    UN(f64_convert_i32_u, S(1).f64 = (double)a.u32)
+    UN(f64_convert_i64_s, S(1).f64 = (double)a.i64)
+    UN(f64_convert_i64_u, S(1).f64 = (double)a.u64)
+    UN(f64_promote_f32, S(1).f64 = (double)a.f32)
+    UN(i32_reinterpret_f32, S(1).u64 = a.u32)
+    UN(i64_reinterpret_f64, S(1).u64 = a.u64)
+    UN(f32_reinterpret_i32, S(1).u64 = a.u32)
+    UN(f64_reinterpret_i64, S(1).u64 = a.u64)
+    UN(i32_extend8_s, SET_I32(1, (int32_t)(int8_t)a.u32))
+    UN(i32_extend16_s, SET_I32(1, (int32_t)(int16_t)a.u32))
+    UN(i64_extend8_s, S(1).i64 = (int8_t)a.u64)
+    UN(i64_extend16_s, S(1).i64 = (int16_t)a.u64)
+    UN(i64_extend32_s, S(1).i64 = (int32_t)a.u64)
+    UN(i32_trunc_sat_f32_s, SET_I32(1, sat_i32_f64(a.f32)))
+    UN(i32_trunc_sat_f32_u, SET_I32(1, sat_u32_f64(a.f32)))
+    UN(i32_trunc_sat_f64_s, SET_I32(1, sat_i32_f64(a.f64)))
+    UN(i32_trunc_sat_f64_u, SET_I32(1, sat_u32_f64(a.f64)))
+    UN(i64_trunc_sat_f32_s, S(1).i64 = sat_i64_f64(a.f32))
+    UN(i64_trunc_sat_f32_u, S(1).u64 = sat_u64_f64(a.f32))
+    UN(i64_trunc_sat_f64_s, S(1).i64 = sat_i64_f64(a.f64))
+    UN(i64_trunc_sat_f64_u, S(1).u64 = sat_u64_f64(a.f64))
+
+    IMM(i32_add_imm, SET_I32(1, a.u32 + k))
+    IMM(i32_mul_imm, SET_I32(1, a.u32 * k))
+    IMM(i32_and_imm, SET_I32(1, a.u32 & k))
+    IMM(i32_or_imm, SET_I32(1, a.u32 | k))
+    IMM(i32_xor_imm, SET_I32(1, a.u32 ^ k))
+    IMM(i32_shl_imm, SET_I32(1, a.u32 << (k & 31)))
+    IMM(i32_shr_s_imm, SET_I32(1, a.i32 >> (k & 31)))
+    IMM(i32_shr_u_imm, SET_I32(1, a.u32 >> (k & 31)))
+    IMM(i32_eq_imm, SET_I32(1, a.u32 == k))
+    IMM(i32_ne_imm, SET_I32(1, a.u32 != k))
+    IMM(i32_lt_s_imm, SET_I32(1, a.i32 < (int32_t)k))
+    IMM(i32_lt_u_imm, SET_I32(1, a.u32 < k))
+    IMM(i32_gt_s_imm, SET_I32(1, a.i32 > (int32_t)k))
+    IMM(i32_gt_u_imm, SET_I32(1, a.u32 > k))
+    IMM(i32_le_s_imm, SET_I32(1, a.i32 <= (int32_t)k))
+    IMM(i32_le_u_imm, SET_I32(1, a.u32 <= k))
+    IMM(i32_ge_s_imm, SET_I32(1, a.i32 >= (int32_t)k))
+    IMM(i32_ge_u_imm, SET_I32(1, a.u32 >= k))
+    IMM(i64_add_imm, S(1).u64 = a.u64 + (uint64_t)(int64_t)(int32_t)k)
+
+/* Compare and branch: unit 1 is the offset, 2 and 3 the operands (3 an immediate for _imm). */
+#define BRC(name, cond)                       \
+    L_br_##name: {                            \
+        SSlot a = S(2), b = S(3);             \
+        (void)b;                              \
+        if (cond) BRANCH(1);                  \
+        NEXT(4);                              \
+    }
+#define BRCI(name, cond)                      \
+    L_br_##name: {                            \
+        SSlot a = S(2);                       \
+        uint32_t k = ip[3];                   \
+        if (cond) BRANCH(1);                  \
+        NEXT(4);                              \
+    }
+L_br_i32_eqz:
+    if (S(2).i32 == 0) BRANCH(1);
+    NEXT(3);
+    BRC(i32_eq, a.u32 == b.u32)
+    BRC(i32_ne, a.u32 != b.u32)
+    BRC(i32_lt_s, a.i32 < b.i32)
+    BRC(i32_lt_u, a.u32 < b.u32)
+    BRC(i32_gt_s, a.i32 > b.i32)
+    BRC(i32_gt_u, a.u32 > b.u32)
+    BRC(i32_le_s, a.i32 <= b.i32)
+    BRC(i32_le_u, a.u32 <= b.u32)
+    BRC(i32_ge_s, a.i32 >= b.i32)
+    BRC(i32_ge_u, a.u32 >= b.u32)
+    BRCI(i32_eq_imm, a.u32 == k)
+    BRCI(i32_ne_imm, a.u32 != k)
+    BRCI(i32_lt_s_imm, a.i32 < (int32_t)k)
+    BRCI(i32_lt_u_imm, a.u32 < k)
+    BRCI(i32_gt_s_imm, a.i32 > (int32_t)k)
+    BRCI(i32_gt_u_imm, a.u32 > k)
+    BRCI(i32_le_s_imm, a.i32 <= (int32_t)k)
+    BRCI(i32_le_u_imm, a.u32 <= k)
+    BRCI(i32_ge_s_imm, a.i32 >= (int32_t)k)
+    BRCI(i32_ge_u_imm, a.u32 >= k)
+
+poll:
+    /* A backward branch or call found the budget spent or the interrupt flag set. */
+    if (atomic_load_explicit(intr, memory_order_relaxed)) TRAP(SHOAL_TRAP_INTERRUPTED);
+    if (fuel < 0) {
+        if (ex->fuel_limited) TRAP(SHOAL_TRAP_FUEL_EXHAUSTED);
+        fuel = INT64_MAX; /* unlimited: the counter merely wrapped its huge start value */
+    }
+    DISPATCH();
+
+trap:
+    ex->depth = entry_depth;
+    ex->fuel = fuel < 0 ? 0 : fuel;
+    return sexec_trap(err, tk, cur, ip);
+host_failed:
+    ex->depth = entry_depth;
+    ex->fuel = fuel < 0 ? 0 : fuel;
+    if (err && err->func_index == SHOAL_NO_FUNC && cur->code) {
+        /* Locate a host trap at the calling instruction. */
+        shoal_error keep = *err;
+        sexec_trap(err, SHOAL_TRAP_HOST, cur, ret_ip - 1);
+        err->status = keep.status;
+        err->trap = keep.trap;
+        err->exit_code = keep.exit_code;
+        memcpy(err->message, keep.message, sizeof err->message);
+    }
+    return st;
+done:
+    ex->depth = entry_depth;
+    ex->fuel = fuel;
+    return SHOAL_OK;
+}
+
+static int32_t handler_table[SO_COUNT];
+static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
+static void handlers_init(void) { run(NULL, NULL, NULL, NULL, handler_table); }
+
+const int32_t *sinterp_handlers(void) {
+    pthread_once(&handler_once, handlers_init);
+    return handler_table;
+}
+
+shoal_status sinterp_call(SExec *ex, SFuncInst *f, SSlot *fp, shoal_error *err) {
+    if (!f->code) return call_host(ex, f, fp, f->inst, err);
+    return run(ex, f, fp, err, NULL);
+}
