@@ -51,13 +51,11 @@ static void run(lbackend_ctx *ctx, lthread_fn fn, void *arg, uint64_t work) {
 
 static void *cpu_alloc(lbackend *be, size_t size, shoal_error *err) {
     (void)be;
-    size_t rounded = (size + 63) & ~(size_t)63;
-    void *p = rounded >= size ? aligned_alloc(64, rounded ? rounded : 64) : NULL;
-    if (!p) {
+    /* calloc, not aligned_alloc + memset: a large KV cache then comes as untouched zero pages, and costs
+     * memory only as positions fill. Kernels use unaligned loads, so 16-byte alignment is enough. */
+    void *p = calloc(1, size ? size : 1);
+    if (!p)
         shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory (%zu bytes)", size);
-        return NULL;
-    }
-    memset(p, 0, rounded ? rounded : 64);
     return p;
 }
 
@@ -160,48 +158,88 @@ static void cpu_rmsnorm(lbackend_ctx *ctx, float *out, const float *x, const lmo
     }
 }
 
+/* One job computes up to 3 products of the same input (q/k/v, gate/up): one wake-up of the pool, and the
+ * input quantised once. Threads split the rows of all of them, laid end to end. */
+#define MATMUL_MAX 3
+
 typedef struct matmul_job {
     const lcpu_kernels *k;
-    float *out;
-    const lmodel_tensor *w;
+    uint32_t count;
+    float *out[MATMUL_MAX];
+    const lmodel_tensor *w[MATMUL_MAX];
     const float *x;
-    uint32_t n;
-    const uint8_t *act; /* activations as the kernel wants them */
-    size_t act_stride;
-    lmodel_block_q8_0 *q; /* quantisation target (NULL for float weights) */
+    uint32_t n, cols;
+    lmodel_block_q8_0 *q; /* the input quantised (NULL when no weight is quantised) */
 } matmul_job;
+
+static bool is_quant(lmodel_dtype dt) {
+    return dt == LDT_Q8_0 || dt == LDT_Q4_0;
+}
 
 static void matmul_quantize(void *arg, uint32_t ith, uint32_t nth) {
     matmul_job *j = arg;
     uint64_t lo, hi;
     lthread_split(j->n, ith, nth, 1, &lo, &hi);
-    uint32_t cols = j->w->cols, nb = cols / 32;
+    uint32_t nb = j->cols / 32;
     for (uint64_t t = lo; t < hi; t++)
-        j->k->quantize_q8(j->x + t * cols, j->q + t * nb, cols);
+        j->k->quantize_q8(j->x + t * j->cols, j->q + t * nb, j->cols);
 }
 
 static void matmul_rows(void *arg, uint32_t ith, uint32_t nth) {
     matmul_job *j = arg;
-    uint64_t lo, hi;
-    lthread_split(j->w->rows, ith, nth, 16, &lo, &hi);
-    if (lo >= hi)
-        return;
-    size_t ws = lmodel_dtype_row_bytes(j->w->dtype, j->w->cols);
-    j->k->gemm[j->w->dtype]((const uint8_t *)j->w->dev + lo * ws, ws, (uint32_t)(hi - lo), j->act, j->act_stride,
-                            j->n, j->w->cols, j->out + lo, j->w->rows);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < j->count; i++)
+        total += j->w[i]->rows;
+    uint64_t lo, hi, base = 0;
+    lthread_split(total, ith, nth, 16, &lo, &hi);
+    for (uint32_t i = 0; i < j->count && base < hi; base += j->w[i]->rows, i++) {
+        const lmodel_tensor *w = j->w[i];
+        if (lo >= base + w->rows)
+            continue;
+        /* This thread's rows of w: [a, b), with base <= hi and lo < base + rows here. */
+        uint64_t a = lo > base ? lo - base : 0, b = hi - base < w->rows ? hi - base : w->rows;
+        if (a >= b)
+            continue;
+        size_t ws = lmodel_dtype_row_bytes(w->dtype, w->cols);
+        const uint8_t *act = (const uint8_t *)j->x;
+        size_t astride = (size_t)j->cols * 4;
+        if (is_quant(w->dtype)) {
+            act = (const uint8_t *)j->q;
+            astride = (size_t)(j->cols / 32) * sizeof(lmodel_block_q8_0);
+        }
+        j->k->gemm[w->dtype]((const uint8_t *)w->dev + a * ws, ws, (uint32_t)(b - a), act, astride, j->n, j->cols,
+                             j->out[i] + a, w->rows);
+    }
 }
 
-static void cpu_matmul(lbackend_ctx *ctx, float *out, const lmodel_tensor *w, const float *x, uint32_t n) {
-    matmul_job j = {ctx->cs->k, out, w, x, n, (const uint8_t *)x, (size_t)w->cols * 4, NULL};
-    if (w->dtype == LDT_Q8_0 || w->dtype == LDT_Q4_0) {
+static void matmul_many(lbackend_ctx *ctx, float *const *out, const lmodel_tensor *const *w, uint32_t count,
+                        const float *x, uint32_t n) {
+    matmul_job j = {.k = ctx->cs->k, .count = count, .x = x, .n = n, .cols = w[0]->cols};
+    uint64_t work = 0;
+    bool quant = false;
+    for (uint32_t i = 0; i < count; i++) {
+        j.out[i] = out[i];
+        j.w[i] = w[i];
+        work += (uint64_t)n * w[i]->rows * w[i]->cols;
+        quant |= is_quant(w[i]->dtype);
+    }
+    if (quant) {
         /* Invariant: ctx_new sized qbuf for max_batch rows of the widest input; the forward pass never
          * passes more rows than max_batch. */
         j.q = ctx->qbuf;
-        j.act = ctx->qbuf;
-        j.act_stride = (size_t)(w->cols / 32) * sizeof(lmodel_block_q8_0);
-        run(ctx, matmul_quantize, &j, (uint64_t)n * w->cols * 4);
+        run(ctx, matmul_quantize, &j, (uint64_t)n * j.cols * 4);
     }
-    run(ctx, matmul_rows, &j, (uint64_t)n * w->rows * w->cols);
+    run(ctx, matmul_rows, &j, work);
+}
+
+static void cpu_matmul(lbackend_ctx *ctx, float *out, const lmodel_tensor *w, const float *x, uint32_t n) {
+    matmul_many(ctx, &out, &w, 1, x, n);
+}
+
+static void cpu_matmul_n(lbackend_ctx *ctx, float *const *out, const lmodel_tensor *const *w, uint32_t count,
+                         const float *x, uint32_t n) {
+    for (uint32_t done = 0; done < count; done += MATMUL_MAX)
+        matmul_many(ctx, out + done, w + done, count - done < MATMUL_MAX ? count - done : MATMUL_MAX, x, n);
 }
 
 static void cpu_rope(lbackend_ctx *ctx, float *x, uint32_t n, uint32_t n_heads, uint32_t head_dim, uint32_t pos0,
@@ -386,6 +424,7 @@ shoal_status lcpu_create(const lbackend_opts *opts, lbackend **out, shoal_error 
     be->get_rows = cpu_get_rows;
     be->rmsnorm = cpu_rmsnorm;
     be->matmul = cpu_matmul;
+    be->matmul_n = cpu_matmul_n;
     be->rope = cpu_rope;
     be->kv_store = cpu_kv_store;
     be->attention = cpu_attention;
