@@ -37,13 +37,15 @@ struct lbackend_ctx {
  * SHOAL_CPU_PAR_MIN overrides it (tests set 1 to make small models use every thread). */
 #define PAR_MIN_WORK (1u << 16)
 
-static void run(lbackend_ctx *ctx, lthread_fn fn, void *arg, uint64_t work) {
+/* Runs fn over [0, total) in grain-aligned chunks on the pool, or on this thread alone when the job is
+ * small (work: its multiply-adds, roughly). */
+static void run(lbackend_ctx *ctx, uint64_t total, uint64_t grain, lthread_fn fn, void *arg, uint64_t work) {
     if (work < ctx->cs->par_min || lthread_count(ctx->cs->pool) == 1) {
-        fn(arg, 0, 1);
+        fn(arg, 0, total, 0);
         return;
     }
     pthread_mutex_lock(&ctx->cs->mu);
-    lthread_run(ctx->cs->pool, fn, arg);
+    lthread_for(ctx->cs->pool, total, grain, fn, arg);
     pthread_mutex_unlock(&ctx->cs->mu);
 }
 
@@ -176,22 +178,19 @@ static bool is_quant(lmodel_dtype dt) {
     return dt == LDT_Q8_0 || dt == LDT_Q4_0;
 }
 
-static void matmul_quantize(void *arg, uint32_t ith, uint32_t nth) {
+static void matmul_quantize(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     matmul_job *j = arg;
-    uint64_t lo, hi;
-    lthread_split(j->n, ith, nth, 1, &lo, &hi);
+    (void)ith;
     uint32_t nb = j->cols / 32;
     for (uint64_t t = lo; t < hi; t++)
         j->k->quantize_q8(j->x + t * j->cols, j->q + t * nb, j->cols);
 }
 
-static void matmul_rows(void *arg, uint32_t ith, uint32_t nth) {
+/* Rows [lo, hi) of the job's weights laid end to end. */
+static void matmul_rows(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     matmul_job *j = arg;
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < j->count; i++)
-        total += j->w[i]->rows;
-    uint64_t lo, hi, base = 0;
-    lthread_split(total, ith, nth, 16, &lo, &hi);
+    (void)ith;
+    uint64_t base = 0;
     for (uint32_t i = 0; i < j->count && base < hi; base += j->w[i]->rows, i++) {
         const lmodel_tensor *w = j->w[i];
         if (lo >= base + w->rows)
@@ -215,21 +214,23 @@ static void matmul_rows(void *arg, uint32_t ith, uint32_t nth) {
 static void matmul_many(lbackend_ctx *ctx, float *const *out, const lmodel_tensor *const *w, uint32_t count,
                         const float *x, uint32_t n) {
     matmul_job j = {.k = ctx->cs->k, .count = count, .x = x, .n = n, .cols = w[0]->cols};
-    uint64_t work = 0;
+    uint64_t work = 0, rows = 0;
     bool quant = false;
     for (uint32_t i = 0; i < count; i++) {
         j.out[i] = out[i];
         j.w[i] = w[i];
         work += (uint64_t)n * w[i]->rows * w[i]->cols;
+        rows += w[i]->rows;
         quant |= is_quant(w[i]->dtype);
     }
     if (quant) {
         /* Invariant: ctx_new sized qbuf for max_batch rows of the widest input; the forward pass never
          * passes more rows than max_batch. */
         j.q = ctx->qbuf;
-        run(ctx, matmul_quantize, &j, (uint64_t)n * j.cols * 4);
+        run(ctx, n, 1, matmul_quantize, &j, (uint64_t)n * j.cols * 4);
     }
-    run(ctx, matmul_rows, &j, work);
+    /* Chunks of 16 rows: the kernels' row blocks. */
+    run(ctx, rows, 16, matmul_rows, &j, work);
 }
 
 static void cpu_matmul(lbackend_ctx *ctx, float *out, const lmodel_tensor *w, const float *x, uint32_t n) {
@@ -287,12 +288,10 @@ typedef struct attn_job {
     float *scores; /* per thread: n_ctx floats */
 } attn_job;
 
-static void attn_rows(void *arg, uint32_t ith, uint32_t nth) {
+/* (token, head) pairs [lo, hi). */
+static void attn_rows(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     attn_job *j = arg;
     const lcpu_kernels *k = j->k;
-    uint64_t lo, hi;
-    uint64_t work = (uint64_t)j->n * j->n_heads;
-    lthread_split(work, ith, nth, 1, &lo, &hi);
     const lkv_cache *kv = j->kv;
     uint32_t hd = j->head_dim, group = j->n_heads / j->n_kv_heads, qdim = j->n_heads * hd;
     size_t layer_base = (size_t)j->layer * kv->n_ctx * kv->kv_dim;
@@ -334,7 +333,7 @@ static void cpu_attention(lbackend_ctx *ctx, float *out, const float *q, const l
                           uint32_t pos0, uint32_t n, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim) {
     /* Invariant: kv->n_ctx <= ctx->n_ctx (the session made both), so each thread's score row fits. */
     attn_job j = {ctx->cs->k, out, q, kv, layer, pos0, n, n_heads, n_kv_heads, head_dim, ctx->scores};
-    run(ctx, attn_rows, &j, (uint64_t)n * n_heads * head_dim * 2 * (pos0 + n));
+    run(ctx, (uint64_t)n * n_heads, 1, attn_rows, &j, (uint64_t)n * n_heads * head_dim * 2 * (pos0 + n));
 }
 
 typedef struct ew_job {
@@ -343,10 +342,9 @@ typedef struct ew_job {
     size_t count;
 } ew_job;
 
-static void swiglu_part(void *arg, uint32_t ith, uint32_t nth) {
+static void swiglu_part(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     ew_job *j = arg;
-    uint64_t lo, hi;
-    lthread_split(j->count, ith, nth, 64, &lo, &hi);
+    (void)ith;
     for (uint64_t i = lo; i < hi; i++) {
         float g = j->a[i];
         j->a[i] = g / (1.0f + expf(-g)) * j->b[i];
@@ -355,7 +353,7 @@ static void swiglu_part(void *arg, uint32_t ith, uint32_t nth) {
 
 static void cpu_swiglu(lbackend_ctx *ctx, float *gate, const float *up, size_t count) {
     ew_job j = {gate, up, count};
-    run(ctx, swiglu_part, &j, count * 16);
+    run(ctx, count, 64, swiglu_part, &j, count * 16);
 }
 
 static void cpu_add(lbackend_ctx *ctx, float *x, const float *y, size_t count) {
