@@ -274,7 +274,15 @@ enter: {
         if (ex->depth > entry_depth) ex->depth--;
         TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
     }
-    for (uint32_t i = c->nparams, e = c->nparams + c->nlocals; i < e; i++) nfp[i].u64 = 0;
+    {
+        /* Functions have few locals: a plain loop beats a memset call. The empty asm keeps compilers
+         * from turning the loop back into one. */
+        SSlot *l = nfp + c->nparams, *e = l + c->nlocals;
+        for (; l < e; l++) {
+            l->u64 = 0;
+            __asm__("" : "+r"(l));
+        }
+    }
     fp = nfp;
     cur = callee;
     if (cur->inst != inst) {
