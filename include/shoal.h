@@ -298,6 +298,41 @@ shoal_status shoal_wasi_add_imports(shoal_wasi *wasi, shoal_imports *imports, sh
 shoal_status shoal_wasi_run(shoal_wasi *wasi, shoal_instance *instance, int32_t *exit_code, shoal_error *err);
 
 /* ------------------------------------------------------------------------------------------------ */
+/* 8. Compute devices and the shoal_tensor host module (zero-copy tensors in guest memory)           */
+/* ------------------------------------------------------------------------------------------------ */
+
+typedef enum shoal_memory_mode {
+    SHOAL_MEMORY_DEFAULT = 0, /* the device's default: host for cpu, mapped for cuda */
+    SHOAL_MEMORY_HOST,        /* plain host memory (cpu) */
+    SHOAL_MEMORY_MAPPED,      /* guest memory registered with the GPU, device pointer == host pointer */
+    SHOAL_MEMORY_UNIFIED,     /* guest memory is managed memory; pages migrate on use */
+    SHOAL_MEMORY_COPY,        /* baseline: staging copies per operation, as other runtimes do */
+} shoal_memory_mode;
+
+typedef struct shoal_device shoal_device;
+
+/* name: "cpu", "cuda" or "cuda:N". A device that is absent, or not built in, gives SHOAL_ERR_DEVICE with
+ * a message saying which. */
+shoal_status shoal_device_open(const char *name, shoal_memory_mode mode, shoal_device **out, shoal_error *err);
+void shoal_device_close(shoal_device *device);
+/* "cpu/host", "cuda/mapped: NVIDIA H100 80GB HBM3", ... */
+const char *shoal_device_description(const shoal_device *device);
+/* The memory provider that guest memories must use for this device's mode (pass it in
+ * shoal_instance_config.memory_provider). */
+const shoal_memory_provider *shoal_device_memory_provider(const shoal_device *device);
+shoal_status shoal_memory_mode_parse(const char *text, shoal_memory_mode *out, shoal_error *err);
+const char *shoal_memory_mode_name(shoal_memory_mode mode);
+
+/* One tensor context per guest instance: it holds the guest's tensor handles. */
+typedef struct shoal_tensor_ctx shoal_tensor_ctx;
+shoal_status shoal_tensor_ctx_new(shoal_device *device, shoal_tensor_ctx **out, shoal_error *err);
+void shoal_tensor_ctx_free(shoal_tensor_ctx *ctx);
+/* Adds the `shoal_tensor` import module (see include/shoal_guest.h) bound to ctx. */
+shoal_status shoal_tensor_add_imports(shoal_tensor_ctx *ctx, shoal_imports *imports, shoal_error *err);
+/* The message of the guest's last failed shoal_tensor call ("" if none). */
+const char *shoal_tensor_ctx_last_error(const shoal_tensor_ctx *ctx);
+
+/* ------------------------------------------------------------------------------------------------ */
 /* 7. The inference engine                                                                           */
 /* ------------------------------------------------------------------------------------------------ */
 /* SHOAL-LLM-API-BEGIN (owned by the inference engine; see src/llm) */

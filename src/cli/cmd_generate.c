@@ -26,6 +26,7 @@ static void usage(FILE *f) {
             "  --kv f32|f16          KV cache type (default f32)\n"
             "  --batch N             prefill batch size (default min(ctx, 256))\n"
             "  --threads N           CPU threads (default: all)\n"
+            "  --device D            cpu (default), cuda or cuda:N\n"
             "  --tokenizer PATH      tokenizer.bin / tokenizer.json (default: the model's own)\n"
             "  --system TEXT         system message for --chat\n"
             "  --no-bos              do not put BOS before the prompt\n"
@@ -275,6 +276,10 @@ int cmd_generate(int argc, char **argv) {
             so.kv_type = !strcmp(v, "f16") ? SHOAL_KV_F16 : SHOAL_KV_F32;
         } else if (ARG("--threads") || ARG("-t")) {
             mo.n_threads = (uint32_t)atoi(v);
+        } else if (ARG("--device")) {
+            /* "cpu", "cuda" or "cuda:N" */
+            mo.backend = strncmp(v, "cuda:", 5) ? v : "cuda";
+            mo.device = strncmp(v, "cuda:", 5) ? 0 : atoi(v + 5);
         } else if (!strcmp(a, "--chat")) {
             chat = true;
         } else if (!strcmp(a, "--no-bos")) {

@@ -36,6 +36,9 @@ static void run_usage(FILE *out) {
             "  --timeout SECS       stop the guest after SECS seconds (decimals allowed)\n"
             "  --max-memory SIZE    cap on the guest's linear memory: bytes, or with a suffix K, M, G\n"
             "                       (binary units) or P (64 KiB Wasm pages); rounded down to pages\n"
+            "  --device D           compute device for shoal_tensor: cpu (default), cuda or cuda:N\n"
+            "  --memory M           guest memory: host (cpu default), mapped (cuda default: registered\n"
+            "                       with the GPU, zero-copy), unified (CUDA managed) or copy (baseline)\n"
             "  -h, --help           this text\n"
             "\n"
             "exit status: the guest's exit code (proc_exit, or 0 when _start returns); 1 when the module\n"
@@ -171,11 +174,12 @@ static int run_check_imports(const char *path, const shoal_module *m) {
     uint32_t n = shoal_module_import_count(m);
     for (uint32_t i = 0; i < n; i++) {
         shoal_extern_desc d;
-        if (shoal_module_import(m, i, &d) && strcmp(d.module, "wasi_snapshot_preview1") != 0) {
+        if (shoal_module_import(m, i, &d) && strcmp(d.module, "wasi_snapshot_preview1") != 0 &&
+            strcmp(d.module, "shoal_tensor") != 0) {
             static const char *const kinds[] = {"function", "table", "memory", "global"};
             fprintf(stderr,
-                    "shoal: %s: unresolvable import: %s \"%s\" \"%s\" (shoal run provides only "
-                    "wasi_snapshot_preview1 functions)\n",
+                    "shoal: %s: unresolvable import: %s \"%s\" \"%s\" (shoal run provides "
+                    "wasi_snapshot_preview1 and shoal_tensor)\n",
                     path, d.kind <= SHOAL_EXTERN_GLOBAL ? kinds[d.kind] : "extern", d.module, d.name);
             return 0;
         }
@@ -198,6 +202,10 @@ int cmd_run(int argc, char **argv) {
     shoal_imports *imports = NULL;
     shoal_wasi *wasi = NULL;
     shoal_instance *instance = NULL;
+    const char *device_name = "cpu";
+    shoal_memory_mode memory_mode = SHOAL_MEMORY_DEFAULT;
+    shoal_device *device = NULL;
+    shoal_tensor_ctx *tensors = NULL;
     RunTimer timer = {.done = 0};
     int timer_started = 0;
     shoal_error err;
@@ -221,7 +229,8 @@ int cmd_run(int argc, char **argv) {
         }
         const char *eq = strchr(opt, '=');
         size_t nlen = eq && !strncmp(opt, "--", 2) ? (size_t)(eq - opt) : strlen(opt);
-        static const char *const with_value[] = {"--dir", "--env", "--fuel", "--timeout", "--max-memory"};
+        static const char *const with_value[] = {"--dir",     "--env",        "--fuel",  "--timeout",
+                                                    "--max-memory", "--device", "--memory"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (strlen(with_value[k]) == nlen && !strncmp(opt, with_value[k], nlen))
@@ -264,6 +273,13 @@ int cmd_run(int argc, char **argv) {
         } else if (!strncmp(opt, "--fuel", nlen)) {
             if (!run_parse_u64(val, &fuel) || fuel == 0) {
                 fprintf(stderr, "shoal run: --fuel '%s': expected a positive integer\n", val);
+                goto usage;
+            }
+        } else if (!strncmp(opt, "--device", nlen)) {
+            device_name = val;
+        } else if (!strncmp(opt, "--memory", nlen)) {
+            if (shoal_memory_mode_parse(val, &memory_mode, &err) != SHOAL_OK) {
+                fprintf(stderr, "shoal run: %s\n", err.message);
                 goto usage;
             }
         } else if (!strncmp(opt, "--timeout", nlen)) {
@@ -320,7 +336,19 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "shoal: %s\n", err.message);
         goto done;
     }
-    shoal_instance_config ic = {.limits = {.fuel = fuel, .max_memory_pages = max_pages}};
+    /* The device's memory provider creates the guest's linear memory: with cuda/mapped the guest's bytes
+     * are the GPU's buffer from the first page on. */
+    if (shoal_device_open(device_name, memory_mode, &device, &err) != SHOAL_OK) {
+        fprintf(stderr, "shoal: --device %s: %s\n", device_name, err.message);
+        goto done;
+    }
+    if (shoal_tensor_ctx_new(device, &tensors, &err) != SHOAL_OK ||
+        shoal_tensor_add_imports(tensors, imports, &err) != SHOAL_OK) {
+        fprintf(stderr, "shoal: %s\n", err.message);
+        goto done;
+    }
+    shoal_instance_config ic = {.limits = {.fuel = fuel, .max_memory_pages = max_pages},
+                                .memory_provider = shoal_device_memory_provider(device)};
     shoal_status st = shoal_instantiate(module, imports, &ic, &instance, &err);
     if (st == SHOAL_ERR_TRAP) {
         run_report_trap(path, &err, 0, 0);
@@ -384,10 +412,12 @@ usage:
     fprintf(stderr, "`shoal run --help` describes the options.\n");
     status = RUN_EXIT_USAGE;
 done:
+    shoal_tensor_ctx_free(tensors); /* waits for the device before the memory goes */
     shoal_instance_free(instance);
     shoal_imports_free(imports);
     shoal_wasi_free(wasi);
     shoal_module_free(module);
+    shoal_device_close(device);
     for (int k = 0; dirbufs && k < ndirs; k++)
         free(dirbufs[k]);
     free(dirbufs);

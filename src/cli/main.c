@@ -10,6 +10,7 @@ static const cli_command commands[] = {
     {"spec-test", cmd_spec_test, "run the WebAssembly spec test suite (wast2json output)"},
     {"convert", cmd_convert, "convert a model (llama2.c .bin, GGUF, safetensors) to GGUF"},
     {"info", cmd_info, "describe a model file: shapes, dtypes, tokenizer, identity hash"},
+    {"bench", cmd_bench, "built-in benchmarks (zerocopy)"},
 };
 
 static void usage(FILE *out) {

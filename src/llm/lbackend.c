@@ -3,6 +3,10 @@
 
 #include <string.h>
 
+#ifdef SHOAL_HAVE_CUDA
+#include "lcuda.h"
+#endif
+
 size_t lkv_layer_bytes(const lkv_cache *kv) {
     size_t elem = kv->dtype == LDT_F16 ? 2 : 4;
     return (size_t)kv->n_ctx * kv->kv_dim * elem;
@@ -15,7 +19,15 @@ shoal_status lbackend_create(const char *name, const lbackend_opts *opts, lbacke
         opts = &defaults;
     if (!name || !strcmp(name, "cpu"))
         return lcpu_create(opts, out, err);
-    return shoal_error_set(err, SHOAL_ERR_NOTFOUND, "unknown backend '%s' (this build has: cpu)", name);
+    if (!strcmp(name, "cuda")) {
+#ifdef SHOAL_HAVE_CUDA
+        return lcuda_create(opts, out, err);
+#else
+        return shoal_error_set(err, SHOAL_ERR_DEVICE,
+                               "this shoal was built without the CUDA backend (nvcc was not found at build time)");
+#endif
+    }
+    return shoal_error_set(err, SHOAL_ERR_NOTFOUND, "unknown backend '%s' (cpu, cuda)", name);
 }
 
 void lbackend_destroy(lbackend *be) {

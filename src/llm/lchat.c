@@ -108,6 +108,8 @@ shoal_status ltok_chat_format(const ltok *t, const ltok_chat_msg *msgs, size_t n
     chat_out o = {out, cap, 0};
     shoal_status st;
     *len = 0;
+    if ((!out && cap) || (!msgs && n))
+        return ltok_err(err, SHOAL_ERR_ARG, "chat: NULL buffer or messages");
     for (size_t i = 0; i < n; i++)
         if (!msgs[i].role || !msgs[i].content)
             return ltok_err(err, SHOAL_ERR_ARG, "chat: message %zu has no role or content", i);

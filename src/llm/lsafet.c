@@ -516,7 +516,21 @@ shoal_status lsafet_config_parse(const char *json, size_t len, const char *name,
                              act->valuestring);
         goto done;
     }
+    /* transformers >= 5 writes the rope settings as one object, "rope_parameters" (rope_theta inside it,
+     * rope_type "default" or "llama3" with the scaling keys beside it); older versions write rope_theta at
+     * the top and the scaling as "rope_scaling". Both are read; rope_parameters wins. */
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    if (rp && !cJSON_IsNull(rp)) {
+        if (!cJSON_IsObject(rp)) {
+            st = fmt_err(err, name, "key \"rope_parameters\" must be an object");
+            goto done;
+        }
+        if ((st = cfg_f32(rp, name, "rope_theta", c->rope_theta, &c->rope_theta, err)))
+            goto done;
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+        rs = cJSON_IsString(type) && !strcmp(type->valuestring, "default") ? NULL : rp;
+    }
     if (rs && !cJSON_IsNull(rs)) {
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
         if (!type) type = cJSON_GetObjectItemCaseSensitive(rs, "type");

@@ -83,6 +83,8 @@ shoal_status lsample_set_state(lsampler *s, const lsample_state *st, shoal_error
 
 shoal_status lsample_new(const lsample_params *p, lsampler **out, shoal_error *err) {
     *out = NULL;
+    if (!p)
+        return lsample_err(err, SHOAL_ERR_ARG, "no parameters");
     if (isnan(p->temperature) || isnan(p->top_p) || isnan(p->min_p) || isnan(p->repeat_penalty))
         return lsample_err(err, SHOAL_ERR_ARG, "a parameter is NaN");
     if (p->top_p <= 0.0f)
@@ -234,7 +236,7 @@ static size_t lsample_top_k(const float *logits, uint32_t n, size_t k, lsample_c
 }
 
 int32_t lsample_next(lsampler *s, float *logits, uint32_t n, const int32_t *hist, size_t nh) {
-    if (n == 0 || !lsample_reserve(s, n))
+    if (n == 0 || !logits || !lsample_reserve(s, n))
         return -1;
     lsample_penalize(s, logits, n, hist, nh);
 

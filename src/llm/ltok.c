@@ -422,6 +422,12 @@ shoal_status ltok_encode(const ltok *t, const char *text, size_t len, bool add_b
     *n_ids = 0;
     if (!text && len)
         return ltok_err(err, SHOAL_ERR_ARG, "tokenizer: NULL text");
+    if (!ids && max_ids)
+        return ltok_err(err, SHOAL_ERR_ARG, "tokenizer: NULL ids with max_ids %zu", max_ids);
+    /* The encoders index symbols with 32-bit integers and need a few bytes of scratch per input byte. */
+    if (len > LTOK_MAX_TEXT)
+        return ltok_err(err, SHOAL_ERR_ARG, "tokenizer: %zu bytes of text is more than the limit of %u", len,
+                        (unsigned)LTOK_MAX_TEXT);
     if (add_bos && t->bos >= 0 && !ltok_ids_push(&v, t->bos))
         goto nomem;
     /* Plain runs between special tokens go to the encoder. Each run follows the start of the text or a

@@ -100,6 +100,9 @@ const char *ltok_token_text(const ltok *t, int32_t id, uint32_t *len);
 /* The id of the token whose stored text is exactly text[0..len), or -1. */
 int32_t ltok_find(const ltok *t, const char *text, size_t len);
 
+/* The longest text ltok_encode takes (1 GiB). */
+#define LTOK_MAX_TEXT (1u << 30)
+
 /* Text to token ids. add_bos puts BOS first (when the vocabulary has one). parse_special lets CONTROL
  * tokens written in the text ("<|eot_id|>") become those tokens; without it they are encoded as plain text.
  * When ids is too small, *n_ids is still set to the full count and SHOAL_ERR_ARG is returned, so a caller can
@@ -109,7 +112,8 @@ shoal_status ltok_encode(const ltok *t, const char *text, size_t len, bool add_b
 
 /* The text of one token as it appears after token `prev` (-1 at the start): SPM drops the dummy-prefix
  * space of the first piece after BOS or at the start; byte tokens give their byte; CONTROL tokens give
- * nothing. Writes at most cap bytes and returns the full length (may be > cap: then the output is cut).
+ * nothing. Writes at most cap bytes (buf may be NULL when cap is 0) and returns the full length (may be > cap:
+ * then the output is cut).
  * Output may be partial UTF-8: a streaming caller buffers bytes. */
 size_t ltok_decode_token(const ltok *t, int32_t prev, int32_t id, char *buf, size_t cap);
 /* A whole sequence (as repeated ltok_decode_token). Returns the full length, writing at most cap bytes. */

@@ -254,6 +254,8 @@ static bool bpe_try(const ltok *t, bpe_work *w, int32_t l, int32_t r) {
 }
 
 static bool bpe_piece(const ltok *t, bpe_work *w, const uint8_t *s, size_t n, ltok_ids *out) {
+    if (n == 0)
+        return true; /* the splitter never makes empty pieces; the buffers below assume n > 0 */
     if (t->ignore_merges) {
         if (2 * n > w->spellcap) {
             char *p = realloc(w->spell, 2 * n);

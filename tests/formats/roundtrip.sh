@@ -5,7 +5,8 @@
 #   .bin -> Hugging Face folder (tests/formats/make_hf.py, numpy only; single file and 3 shards, F32):
 #   bit-identical logits; BF16 within tolerance; HF -> GGUF: bit-identical; a config.json that does not
 #   match the weights fails with a message;  llama.cpp (node-llama-cpp, when installed) loads the converted
-#   files and its greedy tokens equal Shoal's.
+#   files and its greedy tokens equal Shoal's. Then a random Llama 3 style model (make_random_hf.py: BPE
+#   tokenizer.json, GQA, tied, llama3 rope scaling) through safetensors -> GGUF and llama.cpp.
 # usage: roundtrip.sh LLM_DUMP     (env: SHOAL, SHOAL_MODELS, SHOAL_SOURCE_DIR, NODE_LLAMA_CPP_DIR optional)
 set -u
 DUMP=$1
@@ -87,6 +88,34 @@ print(' '.join(map(str,t)))")
     check "mismatched config.json is refused" bash -c "[[ '$msg' == *'has shape'* ]]"
     rm -rf "$TMP/hf" "$TMP/hf3" "$TMP/hfbf"
 done
+tokens_of() { "$PY" -c "
+import struct,sys
+d=open(sys.argv[1],'rb').read(); n,s,v=struct.unpack('<3i',d[:12]); o=12+4*n; t=[]
+for i in range(s): t.append(struct.unpack('<i',d[o:o+4])[0]); o+=4+4*v
+print(' '.join(map(str,t)))" "$1"; }
+TJ=${SHOAL_MODELS}/llama3-tokenizer/tokenizer.json
+if [ -f "$TJ" ]; then
+    # Llama 3 style: byte-level BPE tokenizer.json, GQA, tied output, rope scaling (original context 64, so
+    # that it changes the result at short positions), random weights.
+    echo "== random Llama 3 style model (tokenizer.json, GQA, tied, llama3 rope scaling)"
+    "$PY" "$HERE/make_random_hf.py" "$TJ" "$TMP/l3"
+    check "HF Llama 3 folder -> GGUF" "$SHOAL" convert "$TMP/l3" "$TMP/l3.gguf"
+    check "info shows the scaling and the tokenizer" bash -c "'$SHOAL' info '$TMP/l3.gguf' | grep -q 'llama3 scaling (factor 32' && '$SHOAL' info '$TMP/l3.gguf' | grep -q 'byte-level BPE, 128256 tokens'"
+    P="128000 9906 1917 11 1268 527 499 30 358 1097 1695 13"
+    "$DUMP" "$TMP/l3" "$TMP/a.d" -n 16 $P && "$DUMP" "$TMP/l3.gguf" "$TMP/b.d" -n 16 $P || fail=1
+    out=$("$PY" "$HERE/cmp_logits.py" "$TMP/a.d" "$TMP/b.d" --exact); rc=$?
+    check "Llama 3 style: GGUF logits vs safetensors: $out" test $rc = 0
+    "$PY" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); del c['rope_scaling']; json.dump(c,open(p,'w'))" "$TMP/l3/config.json"
+    "$DUMP" "$TMP/l3" "$TMP/c.d" -n 16 $P || fail=1
+    check "the scaling changes the tokens (so the comparison below means something)" test "$(tokens_of "$TMP/a.d")" != "$(tokens_of "$TMP/c.d")"
+    if [ -n "$NM" ]; then
+        theirs=$(node "$HERE/llamacpp_gen.mjs" "$NM" "$TMP/l3.gguf" 16 $P 2>"$TMP/nlog" | tail -1)
+        check "llama.cpp greedy tokens = Shoal's (16): $theirs" test "$(tokens_of "$TMP/a.d")" = "$theirs"
+    fi
+    rm -rf "$TMP/l3" "$TMP/l3.gguf"
+else
+    echo "note: no $TJ: Llama 3 style checks skipped"
+fi
 [ -n "$NM" ] || echo "note: node-llama-cpp not found (NODE_LLAMA_CPP_DIR or bench/llm/node_modules): llama.cpp cross-check skipped"
 
 echo "== shoal convert usage errors"

@@ -9,8 +9,6 @@ import base64
 import random
 import sys
 
-import regex
-
 # \s as Unicode's White_Space property (what tiktoken's Rust regex means by \s).
 WS = "\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 PATTERN = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^WS\\p{L}\\p{N}]+[\\r\\n]*|"
@@ -76,6 +74,8 @@ def main():
     model, prefix = sys.argv[1], sys.argv[2]
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 400
     rng = random.Random(int(sys.argv[4]) if len(sys.argv) > 4 else 1)
+    import regex  # imported here so spm_ref.py can share PARTS without it
+
     ranks = load_ranks(model)
     pat = regex.compile(PATTERN)
     with open(prefix + ".inp", "w", encoding="utf-8", newline="") as inp, \

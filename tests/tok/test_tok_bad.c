@@ -206,6 +206,21 @@ static void test_vocab_desc(void **state) {
     fprintf(stderr, "  -> %s\n", err.message);
     assert_non_null(strstr(err.message, "token 3 has unknown type 99"));
     d.types = NULL;
+    /* A good vocabulary, then bad calls. */
+    assert_int_equal(ltok_from_vocab(&d, &t, &err), SHOAL_OK);
+    size_t n = 0;
+    assert_int_equal(ltok_encode(t, "a", 1, true, false, NULL, 5, &n, &err), SHOAL_ERR_ARG);
+    fprintf(stderr, "  -> %s\n", err.message);
+    assert_int_equal(ltok_encode(t, "a", (size_t)LTOK_MAX_TEXT + 1, true, false, NULL, 0, &n, &err), SHOAL_ERR_ARG);
+    fprintf(stderr, "  -> %s\n", err.message);
+    assert_non_null(strstr(err.message, "more than the limit"));
+    assert_int_equal(ltok_encode(t, NULL, 3, true, false, NULL, 0, &n, &err), SHOAL_ERR_ARG);
+    assert_int_equal(ltok_decode_token(t, -1, 99, NULL, 0), 0); /* out of range: nothing */
+    ltok_chat_msg msg = {"user", NULL};
+    assert_int_equal(ltok_chat_format(t, &msg, 1, true, NULL, 0, &n, &err), SHOAL_ERR_ARG);
+    fprintf(stderr, "  -> %s\n", err.message);
+    ltok_free(t);
+    t = NULL;
     d.kind = LTOK_BPE;
     assert_int_equal(ltok_from_vocab(&d, &t, &err), SHOAL_ERR_FORMAT);
     fprintf(stderr, "  -> %s\n", err.message);

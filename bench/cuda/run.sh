@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The GPU runs that belong together, for the device machine (after bench/cuda/prepare.sh here):
+#   zero-copy benchmark and tensor ops in every CUDA memory mode; a random Llama-3.2-1B-shaped model;
+#   logits against PyTorch (BF16 and F32); greedy CPU vs CUDA on the trained models; decode/prefill speed
+#   (BF16, Q8_0, Q4_0) with bandwidth fractions; PyTorch as the peer.
+# Usage: bash bench/cuda/run.sh [stages...]   stages: zc model check greedy speed peer (default: all)
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+C=${SHOAL_CARRY:-$(pwd)/.devcarry} # run from the repository root, where the device tool starts
+export LD_LIBRARY_PATH=$C/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+S=$C/shoal
+M=${MODEL_DIR:-/tmp/shoal-m1b}
+stages=${*:-zc model check greedy speed peer}
+has() { [[ " $stages " == *" $1 "* ]]; }
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+t0=$(date +%s)
+stamp() { echo "--- [$(( $(date +%s) - t0 )) s] $*"; }
+
+if has zc; then
+  stamp "zero-copy benchmark"
+  $S bench zerocopy --device cuda --reps 7 --guest $C/guests/zc_bench.wasm
+  stamp "tensor ops in every CUDA memory mode (checksums must agree)"
+  for mode in mapped unified copy; do
+    $S run --device cuda --memory $mode $C/guests/tensor_ops.wasm | grep -E "^(FAIL|device|checksum)|checks"
+  done
+  $S run --device cuda $C/guests/matmul.wasm
+fi
+
+if has model; then
+  stamp "random Llama-3.2-1B-shaped model (PyTorch)"
+  [ -f $M/model.safetensors ] || python3 $HERE/make_model.py $M || exit 1
+  [ -f $C/llama3-tokenizer.json ] && cp $C/llama3-tokenizer.json $M/tokenizer.json
+  for t in f32 q8_0 q4_0; do
+    [ -f $M-$t.gguf ] || $S convert $M $M-$t.gguf --type $t >/dev/null || echo "convert $t failed"
+  done
+  ls -la $M $M-*.gguf
+fi
+
+if has check; then
+  stamp "logits vs PyTorch"
+  $C/check_logits $M $M/tokens.txt $M/ref_logits_bfloat16.npy 2e-2 --device cuda --kv f32
+  $C/check_logits $M $M/tokens.txt $M/ref_logits_bfloat16.npy 2e-2 --device cuda --kv f16
+  $C/check_logits $M-f32.gguf $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cuda --kv f32
+  stamp "the CPU backend on the same f32 model (prefill path): validates loader and reference"
+  $C/check_logits $M-f32.gguf $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cpu --prefill-only
+  stamp "CUDA vs CPU logits on the trained models"
+  for m in $C/models/*260K/; do
+    bin=$(ls $m*.bin | grep -v tok | head -1)
+    $C/check_logits $bin random:200 cpu 1e-4 --device cuda --kv f32
+  done
+fi
+
+if has greedy; then
+  stamp "greedy decoding: CPU vs CUDA, trained models, 128 tokens"
+  for m in $C/models/*260K/; do
+    bin=$(ls $m*.bin | grep -v tok | head -1); tok=$m/tok512.bin
+    for p in "Once upon a time" "The little dog" "Lily wanted"; do
+      a=$($S generate --model $bin --tokenizer $tok --prompt "$p" -n 128 --temp 0 --ignore-eos --device cpu 2>/dev/null)
+      b=$($S generate --model $bin --tokenizer $tok --prompt "$p" -n 128 --temp 0 --ignore-eos --device cuda 2>/dev/null)
+      [ -n "$a" ] && [ "$a" == "$b" ] && echo "identical: $(basename $bin) '$p'" || echo "DIFFER: $(basename $bin) '$p'"
+    done
+  done
+fi
+
+if has speed; then
+  stamp "decode/prefill speed"
+  for f in $M $M-q8_0.gguf $M-q4_0.gguf; do
+    [ -e $f ] && $C/bench_llm $f --device cuda --kv f16
+  done
+fi
+
+if has peer; then
+  stamp "PyTorch peer"
+  timeout 300 python3 $HERE/torch_peer.py $M
+fi
+stamp done
