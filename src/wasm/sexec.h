@@ -132,6 +132,7 @@ typedef struct SExec {
     int64_t fuel;          /* while running: the root instance's budget */
     bool fuel_limited;
     struct shoal_instance *root;
+    atomic_int *intr;      /* &root->interrupt */
 } SExec;
 
 struct shoal_call {
