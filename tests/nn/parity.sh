@@ -26,4 +26,9 @@ run_case "seed 12345 penalty" "$M" "The cat sat" -n 80 --temp 1.0 --top-k 0 --to
     --repeat-penalty 1.3 --repeat-last-n 32 --seed 12345
 run_case "aidreams" "$M2" "Lily liked" -n 50 $S --seed 3
 run_case "context fills" "$M2" "Lily liked" -n 400 $S --seed 5 --ctx 48
+# Sampling in the guest from logits written into its memory: greedy must pick what the host's greedy does.
+want=$("$SHOAL" generate -m "$M" -t 1 -p "Once upon a time" -n 80 --temp 0 2>/dev/null)
+got=$("$SHOAL" run --nn-preload "default:GGML:AUTO:$M" "$SHOAL_GUEST_DIR/sample.wasm" --prompt "Once upon a time" \
+    -n 80 --temp 0)
+check "guest sampling from guest-memory logits (greedy) == generate" "$want" "$got"
 [ $fails -eq 0 ]
