@@ -126,7 +126,12 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
         err->trap = SHOAL_TRAP_NONE;
         err->message[0] = 0;
     }
+    shoal_instance *hi = f->inst; /* the importer: f->index is a function index of its module */
+    if (UNLIKELY(hi->host_call_hook != NULL))
+        hi->host_call_hook(hi->hook_user, hi, f->index, false, (const shoal_val *)args, ft->nparams, SHOAL_OK);
     shoal_status st = f->host(&call, (const shoal_val *)args, res, f->host_user);
+    if (UNLIKELY(hi->host_call_hook != NULL))
+        hi->host_call_hook(hi->hook_user, hi, f->index, true, res, ft->nresults, st);
     ex->top = saved_top;
     if (st != SHOAL_OK) {
         if (err && err->status == SHOAL_OK) {
