@@ -44,6 +44,8 @@ static const WInfo winfo[256 + 32] = {
 /* The numeric instructions 0x45..0xC4 are listed in sops.h in opcode order, so one addition maps them. */
 _Static_assert(SO_i64_extend32_s - SO_i32_eqz == 0xC4 - 0x45, "sops.h numeric ops follow opcode order");
 _Static_assert(SO_i64_load32_u - SO_i32_load == 0x35 - 0x28, "sops.h loads follow opcode order");
+_Static_assert(SO_i64_load32_u_ai - SO_i32_load_ai == 0x35 - 0x28, "sops.h fused loads follow opcode order");
+_Static_assert(SO_i64_load32_u_ab - SO_i32_load_ab == 0x35 - 0x28, "sops.h fused loads follow opcode order");
 _Static_assert(SO_i64_store32 - SO_i32_store == 0x3E - 0x36, "sops.h stores follow opcode order");
 _Static_assert(SO_i64_trunc_sat_f64_u - SO_i32_trunc_sat_f32_s == 7, "sops.h trunc_sat ops in order");
 
@@ -544,6 +546,8 @@ static SOp imm_form(SOp op, bool swapped) {
     case SO_i32_shl: return swapped ? SO_COUNT : SO_i32_shl_imm;
     case SO_i32_shr_s: return swapped ? SO_COUNT : SO_i32_shr_s_imm;
     case SO_i32_shr_u: return swapped ? SO_COUNT : SO_i32_shr_u_imm;
+    case SO_i32_rotl: return swapped ? SO_COUNT : SO_i32_rotl_imm;
+    case SO_i32_rotr: return swapped ? SO_COUNT : SO_i32_rotr_imm;
     case SO_i32_lt_s: return swapped ? SO_i32_gt_s_imm : SO_i32_lt_s_imm;
     case SO_i32_lt_u: return swapped ? SO_i32_gt_u_imm : SO_i32_lt_u_imm;
     case SO_i32_gt_s: return swapped ? SO_i32_lt_s_imm : SO_i32_gt_s_imm;
@@ -684,6 +688,24 @@ static void tr_generic(T *t, SOp op, uint32_t nin, bool result, const uint32_t *
         push(t, E_STACK, 0, 0);
         produced(t, op, pos, base);
     }
+}
+
+/* A load. When its address was just computed by an i32.add (the usual clang output for `p[k]`, since
+ * a memarg offset must not wrap), the add and the load become one instruction: the add's units stay,
+ * its handler becomes the fused load's, and the static offset is appended. */
+static void tr_load(T *t, SOp op, uint32_t offset) {
+    if (!need(t, 1)) return;
+    uint32_t top = t->h - 1;
+    if (t->last_valid && t->last_dst_h == top && t->st[top].kind == E_STACK &&
+        (t->last_op == SO_i32_add_imm || t->last_op == SO_i32_add) && t->status == SHOAL_OK) {
+        SOp f = (SOp)((t->last_op == SO_i32_add_imm ? SO_i32_load_ai : SO_i32_load_ab) + (op - SO_i32_load));
+        t->code[t->last_pos] = (uint32_t)t->H[f];
+        emit_u(t, offset);
+        if (t->nmap >= 2) t->map[t->nmap - 1] = t->wasm_off; /* a trap is the load's */
+        produced(t, f, t->last_pos, top); /* its result is still unit 1: local.set can retarget it */
+        return;
+    }
+    tr_generic(t, op, 1, true, &offset, 1, false);
 }
 
 /* Skips the immediates of an instruction in unreachable code. */
@@ -869,7 +891,7 @@ static bool tr_body(T *t, SReader *r) {
                 t_fail(t, SHOAL_ERR_INVALID, "unknown memory 0");
                 break;
             }
-            tr_generic(t, (SOp)(SO_i32_load + (key - 0x28)), 1, true, &v, 1, false);
+            tr_load(t, (SOp)(SO_i32_load + (key - 0x28)), v);
             break;
         case 0x36: case 0x37: case 0x38: case 0x39: case 0x3A: case 0x3B: case 0x3C: case 0x3D: case 0x3E:
             if (!rd32(t, r, &u) || !rd32(t, r, &v)) break;

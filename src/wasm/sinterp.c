@@ -126,7 +126,12 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
         err->trap = SHOAL_TRAP_NONE;
         err->message[0] = 0;
     }
+    shoal_instance *hi = f->inst; /* the importer: f->index is a function index of its module */
+    if (UNLIKELY(hi->host_call_hook != NULL))
+        hi->host_call_hook(hi->hook_user, hi, f->index, false, (const shoal_val *)args, ft->nparams, SHOAL_OK);
     shoal_status st = f->host(&call, (const shoal_val *)args, res, f->host_user);
+    if (UNLIKELY(hi->host_call_hook != NULL))
+        hi->host_call_hook(hi->hook_user, hi, f->index, true, res, ft->nresults, st);
     ex->top = saved_top;
     if (st != SHOAL_OK) {
         if (err && err->status == SHOAL_OK) {
@@ -156,12 +161,10 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
     }
     char *const base = (char *)&&L_copy;
 
+    /* Only ip, fp, mem, memsize and inst are hot: everything touched at calls and back edges only lives
+     * in *ex, so the compiler can keep the hot five in registers. */
     const uint32_t entry_depth = ex->depth;
-    uint32_t depth = entry_depth;
-    SFrame *const frames = ex->frames;
-    SSlot *const slots_end = ex->slots_end;
-    atomic_int *const intr = &ex->root->interrupt;
-    int64_t fuel = ex->fuel;
+    ex->intr = &ex->root->interrupt;
 
     SFuncInst *cur = entry;
     shoal_instance *inst = cur->inst;
@@ -195,8 +198,9 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
         int32_t o_ = (int32_t)ip[k];                                                                \
         ip += (k) + o_;                                                                             \
         if (o_ < 0) {                                                                               \
-            fuel += o_;                                                                             \
-            if (UNLIKELY(fuel < 0 || atomic_load_explicit(intr, memory_order_relaxed))) goto poll; \
+            ex->fuel += o_;                                                                         \
+            if (UNLIKELY(ex->fuel < 0 || atomic_load_explicit(ex->intr, memory_order_relaxed)))     \
+                goto poll;                                                                          \
         }                                                                                           \
         DISPATCH();                                                                                 \
     } while (0)
@@ -255,28 +259,35 @@ L_call_indirect: {
 }
 call:
     if (UNLIKELY(!callee->code)) {
-        ex->depth = depth;
-        ex->fuel = fuel;
         st = call_host(ex, callee, nfp, inst, err);
-        fuel = ex->fuel;
         if (UNLIKELY(st != SHOAL_OK)) goto host_failed;
         mem = inst->mem0->base;
         memsize = inst->mem0->size;
         ip = ret_ip;
         DISPATCH();
     }
-    if (UNLIKELY(depth >= ex->max_depth)) TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
-    frames[depth].ret_ip = ret_ip;
-    frames[depth].fp = fp;
-    frames[depth].func = cur;
-    depth++;
+    if (UNLIKELY(ex->depth >= ex->max_depth)) TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
+    {
+        SFrame *fr = &ex->frames[ex->depth++];
+        fr->ret_ip = ret_ip;
+        fr->fp = fp;
+        fr->func = cur;
+    }
 enter: {
     const SCode *c = callee->code;
-    if (UNLIKELY((size_t)(slots_end - nfp) < c->frame_slots)) {
-        if (depth > entry_depth) depth--;
+    if (UNLIKELY((size_t)(ex->slots_end - nfp) < c->frame_slots)) {
+        if (ex->depth > entry_depth) ex->depth--;
         TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
     }
-    memset(nfp + c->nparams, 0, (size_t)c->nlocals * sizeof(SSlot));
+    {
+        /* Functions have few locals: a plain loop beats a memset call. The empty asm keeps compilers
+         * from turning the loop back into one. */
+        SSlot *l = nfp + c->nparams, *e = l + c->nlocals;
+        for (; l < e; l++) {
+            l->u64 = 0;
+            __asm__("" : "+r"(l));
+        }
+    }
     fp = nfp;
     cur = callee;
     if (cur->inst != inst) {
@@ -285,16 +296,18 @@ enter: {
         memsize = inst->mem0->size;
     }
     ip = c->code;
-    fuel -= c->fuel_cost;
-    if (UNLIKELY(fuel < 0 || atomic_load_explicit(intr, memory_order_relaxed))) goto poll;
+    ex->fuel -= c->fuel_cost;
+    if (UNLIKELY(ex->fuel < 0 || atomic_load_explicit(ex->intr, memory_order_relaxed))) goto poll;
     DISPATCH();
 }
 L_return_:
-    if (depth == entry_depth) goto done;
-    depth--;
-    ip = frames[depth].ret_ip;
-    fp = frames[depth].fp;
-    cur = frames[depth].func;
+    if (ex->depth == entry_depth) goto done;
+    {
+        const SFrame *fr = &ex->frames[--ex->depth];
+        ip = fr->ret_ip;
+        fp = fr->fp;
+        cur = fr->func;
+    }
     inst = cur->inst;
     /* The callee may have grown the memory (or switched instances). */
     mem = inst->mem0->base;
@@ -373,20 +386,38 @@ L_elem_drop:
         store_expr;                                                     \
         NEXT(4);                                                        \
     }
-    LOAD(i32_load, 4, uint32_t, S(1).u64 = v)
-    LOAD(i64_load, 8, uint64_t, S(1).u64 = v)
-    LOAD(f32_load, 4, uint32_t, S(1).u64 = v)
-    LOAD(f64_load, 8, uint64_t, S(1).u64 = v)
-    LOAD(i32_load8_s, 1, int8_t, SET_I32(1, (int32_t)v))
-    LOAD(i32_load8_u, 1, uint8_t, SET_I32(1, v))
-    LOAD(i32_load16_s, 2, int16_t, SET_I32(1, (int32_t)v))
-    LOAD(i32_load16_u, 2, uint16_t, SET_I32(1, v))
-    LOAD(i64_load8_s, 1, int8_t, S(1).i64 = v)
-    LOAD(i64_load8_u, 1, uint8_t, S(1).u64 = v)
-    LOAD(i64_load16_s, 2, int16_t, S(1).i64 = v)
-    LOAD(i64_load16_u, 2, uint16_t, S(1).u64 = v)
-    LOAD(i64_load32_s, 4, int32_t, S(1).i64 = v)
-    LOAD(i64_load32_u, 4, uint32_t, S(1).u64 = v)
+#define LOAD_AI(name, n, ctype, store_expr)                              \
+    L_##name##_ai: {                                                    \
+        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + ip[3]) + ip[4];   \
+        if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
+        ctype v;                                                        \
+        memcpy(&v, mem + ea, (n));                                      \
+        store_expr;                                                     \
+        NEXT(5);                                                        \
+    }                                                                   \
+    L_##name##_ab: {                                                    \
+        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + S(3).u32) + ip[4]; \
+        if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
+        ctype v;                                                        \
+        memcpy(&v, mem + ea, (n));                                      \
+        store_expr;                                                     \
+        NEXT(5);                                                        \
+    }
+#define LOADS(name, n, ctype, store_expr) LOAD(name, n, ctype, store_expr) LOAD_AI(name, n, ctype, store_expr)
+    LOADS(i32_load, 4, uint32_t, S(1).u64 = v)
+    LOADS(i64_load, 8, uint64_t, S(1).u64 = v)
+    LOADS(f32_load, 4, uint32_t, S(1).u64 = v)
+    LOADS(f64_load, 8, uint64_t, S(1).u64 = v)
+    LOADS(i32_load8_s, 1, int8_t, SET_I32(1, (int32_t)v))
+    LOADS(i32_load8_u, 1, uint8_t, SET_I32(1, v))
+    LOADS(i32_load16_s, 2, int16_t, SET_I32(1, (int32_t)v))
+    LOADS(i32_load16_u, 2, uint16_t, SET_I32(1, v))
+    LOADS(i64_load8_s, 1, int8_t, S(1).i64 = v)
+    LOADS(i64_load8_u, 1, uint8_t, S(1).u64 = v)
+    LOADS(i64_load16_s, 2, int16_t, S(1).i64 = v)
+    LOADS(i64_load16_u, 2, uint16_t, S(1).u64 = v)
+    LOADS(i64_load32_s, 4, int32_t, S(1).i64 = v)
+    LOADS(i64_load32_u, 4, uint32_t, S(1).u64 = v)
 /* Stores: unit 1 is the address slot, unit 2 the value; little-endian hosts store the low bytes. */
 #define STORE(name, n)                                                  \
     L_##name: {                                                         \
@@ -673,6 +704,8 @@ L_memory_fill: {
     IMM(i32_le_u_imm, SET_I32(1, a.u32 <= k))
     IMM(i32_ge_s_imm, SET_I32(1, a.i32 >= (int32_t)k))
     IMM(i32_ge_u_imm, SET_I32(1, a.u32 >= k))
+    IMM(i32_rotl_imm, SET_I32(1, rotl32(a.u32, k)))
+    IMM(i32_rotr_imm, SET_I32(1, rotr32(a.u32, k)))
     IMM(i64_add_imm, S(1).u64 = a.u64 + (uint64_t)(int64_t)(int32_t)k)
 
 /* Compare and branch: unit 1 is the offset, 2 and 3 the operands (3 an immediate for _imm). */
@@ -716,20 +749,20 @@ L_br_i32_eqz:
 
 poll:
     /* A backward branch or call found the budget spent or the interrupt flag set. */
-    if (atomic_load_explicit(intr, memory_order_relaxed)) TRAP(SHOAL_TRAP_INTERRUPTED);
-    if (fuel < 0) {
+    if (atomic_load_explicit(ex->intr, memory_order_relaxed)) TRAP(SHOAL_TRAP_INTERRUPTED);
+    if (ex->fuel < 0) {
         if (ex->fuel_limited) TRAP(SHOAL_TRAP_FUEL_EXHAUSTED);
-        fuel = INT64_MAX; /* unlimited: the counter merely wrapped its huge start value */
+        ex->fuel = INT64_MAX; /* unlimited: the counter merely wrapped its huge start value */
     }
     DISPATCH();
 
 trap:
     ex->depth = entry_depth;
-    ex->fuel = fuel < 0 ? 0 : fuel;
+    if (ex->fuel < 0) ex->fuel = 0;
     return sexec_trap(err, tk, cur, ip);
 host_failed:
     ex->depth = entry_depth;
-    ex->fuel = fuel < 0 ? 0 : fuel;
+    if (ex->fuel < 0) ex->fuel = 0;
     if (err && err->func_index == SHOAL_NO_FUNC && cur->code) {
         /* Locate a host trap at the calling instruction. */
         shoal_error keep = *err;
@@ -742,7 +775,6 @@ host_failed:
     return st;
 done:
     ex->depth = entry_depth;
-    ex->fuel = fuel;
     return SHOAL_OK;
 }
 
