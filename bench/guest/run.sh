@@ -4,6 +4,7 @@
 # time at the boundary from `shoal run --trace=summary`.
 #
 #   bench/guest/run.sh [--build DIR] [--model PATH] [--device cpu|cuda] [--runs N] [-n TOKENS] [--threads T]
+#                      [--ctx N]   (a context length for models whose own is huge, e.g. 131072)
 #
 # Every variant generates the same tokens (greedy; the parity test proves the paths agree), runs are
 # interleaved (generate, then each guest, repeated) so that machine noise hits all alike, and the median of
@@ -17,6 +18,7 @@ device=cpu
 runs=9
 ntok=400
 threads=1
+ctx=
 while [ $# -gt 0 ]; do
     case $1 in
     --build) build=$2; shift 2 ;;
@@ -25,6 +27,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     -n) ntok=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --ctx) ctx=$2; shift 2 ;;
     *) echo "usage: $0 [--build DIR] [--model PATH] [--device cpu|cuda] [--runs N] [-n TOKENS] [--threads T]" >&2
        exit 2 ;;
     esac
@@ -40,6 +43,8 @@ cuda*) target=GPU ;;
 *) echo "bench/guest: --device cpu or cuda" >&2; exit 2 ;;
 esac
 prompt="Once upon a time"
+gctx=() nctx=()
+if [ -n "$ctx" ]; then gctx=(--ctx "$ctx"); nctx=(--ctx "$ctx"); fi
 pre=(--nn-threads "$threads" --nn-preload "default:GGML:$target:$model")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -49,15 +54,15 @@ measure() { # NAME -> appends one tok/s to $tmp/NAME
     local name=$1 r
     case $name in
     generate) r=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n "$ntok" --temp 0 \
-                  2>&1 >/dev/null | rate) ;;
+                  "${gctx[@]}" 2>&1 >/dev/null | rate) ;;
     complete) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" --temp 0 \
-                  --timings 2>&1 >/dev/null | rate) ;;
+                  "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
     complete-stream) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --stream --prompt "$prompt" -n "$ntok" \
-                  --temp 0 --timings 2>&1 >/dev/null | rate) ;;
+                  --temp 0 "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
     chat) r=$(echo "$prompt" | "$shoal" run "${pre[@]}" "$guests/chat.wasm" --template plain -n "$ntok" --temp 0 \
-                  --timings 2>&1 >/dev/null | rate) ;;
+                  "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
     sample-host) r=$("$shoal" run "${pre[@]}" "$guests/sample.wasm" --host --prompt "$prompt" -n "$ntok" --temp 0 \
-                  --timings 2>&1 >/dev/null | rate) ;;
+                  "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
     esac
     echo "${r:-0}" >> "$tmp/$name"
 }
@@ -70,7 +75,7 @@ for ((i = 1; i <= runs; i++)); do
 done
 echo >&2
 
-info=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n 1 --temp 0 2>&1 >/dev/null | \
+info=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n 1 --temp 0 "${gctx[@]}" 2>&1 >/dev/null | \
        grep -o 'backend [^,]*' | head -1)
 base=$(median generate)
 echo "model $(basename "$model"), device $device ($info), $ntok tokens greedy, $threads thread(s), median of $runs runs"
@@ -96,11 +101,11 @@ echo
 for v in complete complete-stream chat; do
     case $v in
     complete) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" \
-                    --temp 0 2>&1 >/dev/null) ;;
+                    --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     complete-stream) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/complete.wasm" --stream \
-                    --prompt "$prompt" -n "$ntok" --temp 0 2>&1 >/dev/null) ;;
+                    --prompt "$prompt" -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     chat) out=$(echo "$prompt" | "$shoal" run --trace=summary "${pre[@]}" "$guests/chat.wasm" --template plain \
-                    -n "$ntok" --temp 0 2>&1 >/dev/null) ;;
+                    -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     esac
     echo "- $v: $(echo "$out" | grep -E 'summary|device|boundary' | sed 's/^\[trace\] *//' | tr -s ' ' | paste -sd ';')"
 done
