@@ -8,7 +8,10 @@
 #
 # Every variant generates the same tokens (greedy; the parity test proves the paths agree), runs are
 # interleaved (generate, then each guest, repeated) so that machine noise hits all alike, and the median of
-# the runs is reported. Defaults: build/, ../shared/models/stories260K, cpu, 9 runs, 400 tokens, 1 thread.
+# the runs is reported. Two measures: wall-clock decode tok/s as each program reports it (what a user sees;
+# noisy on a shared machine), and CPU-time tok/s from `perf stat` task-clock: (CPU of a run of N tokens - CPU
+# of a run of N/8 tokens) / (N - N/8), which cancels start-up and prefill and hardly moves under load.
+# Defaults: build/, ../shared/models/stories260K, cpu, 9 runs, 400 tokens, 1 thread.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -50,40 +53,61 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 rate() { grep -o 'decode [0-9.]* tok/s' | tail -1 | awk '{print $2}'; }
-measure() { # NAME -> appends one tok/s to $tmp/NAME
-    local name=$1 r
+# CPU time of each whole process (perf stat task-clock), when perf works here: unlike wall-clock tok/s it
+# barely moves when other jobs share the machine. It includes loading the model and the module.
+if perf stat -x, -e task-clock -o /dev/null true 2>/dev/null; then
+    pst=(perf stat -x, -e task-clock -o "$tmp/pstat")
+else
+    pst=()
+fi
+measure() { # NAME TOKENS -> appends one tok/s to $tmp/NAME.TOKENS and the process CPU ms to $tmp/NAME.TOKENS.cpu
+    local name=$1 ntok=$2 r
+    rm -f "$tmp/pstat"
     case $name in
-    generate) r=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n "$ntok" --temp 0 \
+    generate) r=$("${pst[@]}" "$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n "$ntok" --temp 0 \
                   "${gctx[@]}" 2>&1 >/dev/null | rate) ;;
-    complete) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" --temp 0 \
+    complete) r=$("${pst[@]}" "$shoal" run "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" --temp 0 \
                   "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
-    complete-stream) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --stream --prompt "$prompt" -n "$ntok" \
+    complete-stream) r=$("${pst[@]}" "$shoal" run "${pre[@]}" "$guests/complete.wasm" --stream --prompt "$prompt" -n "$ntok" \
                   --temp 0 "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
-    chat) r=$(echo "$prompt" | "$shoal" run "${pre[@]}" "$guests/chat.wasm" --template plain -n "$ntok" --temp 0 \
+    chat) r=$(echo "$prompt" | "${pst[@]}" "$shoal" run "${pre[@]}" "$guests/chat.wasm" --template plain -n "$ntok" --temp 0 \
                   "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
-    sample-host) r=$("$shoal" run "${pre[@]}" "$guests/sample.wasm" --host --prompt "$prompt" -n "$ntok" --temp 0 \
+    sample-host) r=$("${pst[@]}" "$shoal" run "${pre[@]}" "$guests/sample.wasm" --host --prompt "$prompt" -n "$ntok" --temp 0 \
                   "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
     esac
-    echo "${r:-0}" >> "$tmp/$name"
+    echo "${r:-0}" >> "$tmp/$name.$ntok"
+    if [ -f "$tmp/pstat" ]; then
+        grep task-clock "$tmp/pstat" | cut -d, -f1 >> "$tmp/$name.$ntok.cpu"
+    fi
 }
-median() { sort -g "$tmp/$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { [ -s "$tmp/$1" ] || { echo 0; return; }; sort -g "$tmp/$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 variants=(generate complete complete-stream chat sample-host)
+short=$((ntok / 8))
 for ((i = 1; i <= runs; i++)); do
-    for v in "${variants[@]}"; do measure "$v"; done
+    for v in "${variants[@]}"; do
+        measure "$v" "$ntok"
+        [ ${#pst[@]} -gt 0 ] && measure "$v" "$short"
+        # CPU time per decoded token: the difference of a long and a short run cancels start-up and prefill
+        if [ ${#pst[@]} -gt 0 ]; then
+            paste <(tail -1 "$tmp/$v.$ntok.cpu") <(tail -1 "$tmp/$v.$short.cpu") |
+                awk -v n=$((ntok - short)) '{ d = ($1 - $2) / n; print (d > 0 ? 1000 / d : 0) }' >> "$tmp/$v.cpurate"
+        fi
+    done
     printf '.' >&2
 done
 echo >&2
 
 info=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n 1 --temp 0 "${gctx[@]}" 2>&1 >/dev/null | \
        grep -o 'backend [^,]*' | head -1)
-base=$(median generate)
+base=$(median generate.$ntok)
 echo "model $(basename "$model"), device $device ($info), $ntok tokens greedy, $threads thread(s), median of $runs runs"
 echo
-echo "| variant | path | decode tok/s (median) | vs shoal generate | all runs |"
-echo "| --- | --- | ---: | ---: | --- |"
+cbase=$(median generate.cpurate)
+echo "| variant | path | decode tok/s, wall (median) | vs shoal generate | decode tok/s, CPU time (median) | vs shoal generate | wall tok/s of all runs |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
 for v in "${variants[@]}"; do
-    m=$(median "$v")
+    m=$(median "$v.$ntok")
     case $v in
     generate) path="host only (shoal generate)" ;;
     complete) path="wasi_ephemeral_nn compute (one call)" ;;
@@ -92,7 +116,9 @@ for v in "${variants[@]}"; do
     sample-host) path="shoal_llm step per token" ;;
     esac
     rel=$(awk -v m="$m" -v b="$base" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
-    echo "| $v | $path | $m | $rel | $(sort -g "$tmp/$v" | tr '\n' ' ')|"
+    c=$(median "$v.cpurate")
+    crel=$(awk -v m="$c" -v b="$cbase" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
+    echo "| $v | $path | $m | $rel | $c | $crel | $(sort -g "$tmp/$v.$ntok" | tr '\n' ' ')|"
 done
 
 echo
