@@ -48,7 +48,7 @@ for t in f32 q8_0; do
     ROWS+=("r110m-$t 32000 64")
     if [ $QUICK = 0 ]; then
         make_model "r1b-$t" --random-shape 1b --type $t --tokenizer "$MODELS_IN/llama3-tokenizer/tokenizer.json"
-        ROWS+=("r1b-$t 128256 32")
+        ROWS+=("r1b-$t 128256 16")
     fi
 done
 
