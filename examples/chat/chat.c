@@ -4,7 +4,8 @@
  * reply streams token by token (compute_single / get_output_single). Shoal notices that each prompt extends
  * what the context's KV cache holds and prefills only the new part: --counters prints, per turn, the
  * output-1 counters (input, reused and prefilled tokens) to stderr. --fresh uses a new execution context
- * each turn (no reuse: the comparison the prefix-reuse test makes).
+ * each turn (no reuse: the comparison the prefix-reuse test makes). --timings prints each turn's decode
+ * tokens/s measured in the guest (tokens after the first over the time after it, as `shoal generate`).
  *
  *   shoal run --nn-preload default:GGML:AUTO:model.gguf chat.wasm [--system TEXT] [--template llama3|plain]
  *             [-n N] [--temp T] [--seed S] [--ctx N] [--counters] [--fresh]      (one user message per line)
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shoal_guest.h"
 
@@ -36,6 +38,12 @@ static int open_msg(int llama3, const char *role) {
 }
 static int close_msg(int llama3) { return appends(llama3 ? "<|eot_id|>" : "\n"); }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static long counter(const char *json, const char *key) {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\": ", key);
@@ -45,7 +53,7 @@ static long counter(const char *json, const char *key) {
 
 int main(int argc, char **argv) {
     const char *system = NULL, *model = "default";
-    int llama3 = 1, counters = 0, fresh = 0;
+    int llama3 = 1, counters = 0, fresh = 0, timings = 0;
     char opts[512];
     const char *n_predict = "128";
     size_t ol = (size_t)snprintf(opts, sizeof opts, "{\"stream-stdout\": false");
@@ -53,6 +61,10 @@ int main(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--counters")) {
             counters = 1;
+            continue;
+        }
+        if (!strcmp(a, "--timings")) {
+            timings = 1;
             continue;
         }
         if (!strcmp(a, "--fresh")) {
@@ -133,7 +145,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "chat: set_input: errno %d\n", (int)rc);
             return 1;
         }
+        uint32_t tokens = 0;
+        double t_first = 0;
         while ((rc = wasi_nn_compute_single(ctx)) == 0) {
+            if (tokens++ == 0)
+                t_first = now_s();
             if ((rc = wasi_nn_get_output_single(ctx, 0, piece, sizeof piece, &n)))
                 break;
             fwrite(piece, 1, n, stdout);
@@ -146,8 +162,12 @@ int main(int argc, char **argv) {
             if (rc != WASI_NN_CONTEXT_FULL)
                 return 1;
         }
+        double t_end = now_s();
         printf("\n");
         fflush(stdout);
+        if (timings)
+            fprintf(stderr, "timings: decode %.2f tok/s (%u tokens)\n",
+                    tokens > 1 && t_end > t_first ? (tokens - 1) / (t_end - t_first) : 0.0, tokens);
         if (counters && wasi_nn_get_output(ctx, 1, meta, sizeof meta - 1, &n) == 0) {
             meta[n] = 0;
             fprintf(stderr, "turn %d: input_tokens %ld reused_tokens %ld prefilled_tokens %ld output_tokens %ld\n",

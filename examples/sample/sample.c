@@ -6,11 +6,13 @@
  * equals `shoal generate` with the same options.
  *
  *   shoal run --nn-preload default:GGML:AUTO:model.bin sample.wasm --prompt "Once" -n 64 [--host] [--ids]
+ *   --timings: decode tokens/s measured in the guest, as `shoal generate` counts them (stderr).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shoal_guest.h"
 
@@ -22,6 +24,12 @@ static int fail(const char *what, int32_t rc) {
     shoal_llm_last_error(msg, sizeof msg);
     fprintf(stderr, "sample: %s failed (%d): %s\n", what, (int)rc, msg);
     return 1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static uint64_t rng_state;
@@ -53,13 +61,17 @@ static int32_t pick(const float *l, int32_t n, float temp) {
 
 int main(int argc, char **argv) {
     const char *model = "default", *prompt = "Once upon a time";
-    int n_new = 64, host = 0, print_ids = 0;
+    int n_new = 64, host = 0, print_ids = 0, timings = 0;
     uint32_t n_ctx = 0;
     shoal_llm_sampler sp = {0.8f, 40, 0.95f, 0.05f, 1.0f, 64, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(a, "--host")) {
             host = 1;
+            continue;
+        }
+        if (!strcmp(a, "--timings")) {
+            timings = 1;
             continue;
         }
         if (!strcmp(a, "--ids")) {
@@ -123,7 +135,10 @@ int main(int argc, char **argv) {
     }
     int32_t prev = ids[n - 1];
     char piece[256];
+    double t_first = now_s();
+    int generated = 0;
     for (int i = 0; i < n_new; i++) {
+        generated++;
         if (shoal_llm_is_eog(h, tok) == 1)
             break;
         if (print_ids) {
@@ -147,7 +162,11 @@ int main(int argc, char **argv) {
             tok = pick(logits, info.vocab_size, sp.temperature);
         }
     }
+    double t_end = now_s();
     printf("\n");
+    if (timings)
+        fprintf(stderr, "timings: decode %.2f tok/s (%d tokens)\n",
+                generated > 1 && t_end > t_first ? (generated - 1) / (t_end - t_first) : 0.0, generated);
     shoal_llm_close(h);
     return 0;
 }
