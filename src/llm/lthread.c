@@ -20,17 +20,19 @@ typedef struct worker {
 struct lthread_pool {
     uint32_t n;
     worker *workers; /* n - 1 of them; the caller is thread 0 */
-    /* The current job. ticket = generation << 32 | next chunk to claim. A claim is a CAS on ticket, so a
-     * thread that read a job's fields and then claims a chunk knows the job was still live (its chunk
-     * was not done, so the caller was still waiting and had not published the next job). The fields are
-     * atomics only because a late thread may read them while the caller writes the next job's; such a
-     * thread's CAS then fails and it discards what it read. */
+    /* ticket = generation << 32 | next chunk to claim; a claim is a CAS on it. Job g's description lives
+     * in slot[g & 1], written before g is published. The caller rewrites that slot only for job g + 2,
+     * after job g + 1 was published, so a thread still holding job g's ticket value can read the slot
+     * while it is being rewritten but can never claim with it: its CAS expects generation g. (The slot
+     * fields are atomics so that such a read is not a data race; its values are discarded.) */
     _Atomic uint64_t ticket;
     atomic_uint done; /* chunks finished in the current job */
-    _Atomic(lthread_fn) fn;
-    _Atomic(void *) arg;
-    _Atomic uint64_t total, chunk;
-    atomic_uint nchunks;
+    struct job_slot {
+        _Atomic(lthread_fn) fn;
+        _Atomic(void *) arg;
+        _Atomic uint64_t total, chunk;
+        atomic_uint nchunks;
+    } slot[2];
     uint32_t gen; /* caller's copy of the generation */
     atomic_bool quit;
     pthread_mutex_t mu;
@@ -53,11 +55,12 @@ static void work_on(lthread_pool *p, uint32_t gen, uint32_t ith) {
         if ((uint32_t)(t >> 32) != gen)
             return;
         uint32_t k = (uint32_t)t;
-        lthread_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
-        void *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
-        uint64_t total = atomic_load_explicit(&p->total, memory_order_relaxed);
-        uint64_t chunk = atomic_load_explicit(&p->chunk, memory_order_relaxed);
-        uint32_t nchunks = atomic_load_explicit(&p->nchunks, memory_order_relaxed);
+        struct job_slot *js = &p->slot[gen & 1];
+        lthread_fn fn = atomic_load_explicit(&js->fn, memory_order_relaxed);
+        void *arg = atomic_load_explicit(&js->arg, memory_order_relaxed);
+        uint64_t total = atomic_load_explicit(&js->total, memory_order_relaxed);
+        uint64_t chunk = atomic_load_explicit(&js->chunk, memory_order_relaxed);
+        uint32_t nchunks = atomic_load_explicit(&js->nchunks, memory_order_relaxed);
         if (k >= nchunks)
             return;
         if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel,
@@ -173,15 +176,16 @@ void lthread_for(lthread_pool *p, uint64_t total, uint64_t grain, lthread_fn fn,
         fn(arg, 0, total, 0);
         return;
     }
-    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
-    atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&p->total, total, memory_order_relaxed);
-    atomic_store_explicit(&p->chunk, chunk, memory_order_relaxed);
-    atomic_store_explicit(&p->nchunks, (uint32_t)nchunks, memory_order_relaxed);
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     uint32_t gen = ++p->gen;
     if (gen == 0)
-        gen = ++p->gen; /* 0 means "no job" to a fresh worker */
+        gen = p->gen = 2; /* 0 means "no job" to a fresh worker; 2 keeps slots alternating */
+    struct job_slot *js = &p->slot[gen & 1];
+    atomic_store_explicit(&js->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&js->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&js->total, total, memory_order_relaxed);
+    atomic_store_explicit(&js->chunk, chunk, memory_order_relaxed);
+    atomic_store_explicit(&js->nchunks, (uint32_t)nchunks, memory_order_relaxed);
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->ticket, (uint64_t)gen << 32, memory_order_release);
     pthread_mutex_lock(&p->mu);
     if (p->sleepers)
