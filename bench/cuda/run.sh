@@ -42,6 +42,8 @@ if has check; then
   $C/check_logits $M $M/tokens.txt $M/ref_logits_bfloat16.npy 2e-2 --device cuda --kv f32
   $C/check_logits $M $M/tokens.txt $M/ref_logits_bfloat16.npy 2e-2 --device cuda --kv f16
   $C/check_logits $M-f32.gguf $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cuda --kv f32
+  stamp "bf16 weights, f32 activations (ours) vs PyTorch f32 on the same (exactly upcast) weights"
+  $C/check_logits $M $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cuda --kv f32
   stamp "the CPU backend on the same f32 model (prefill path): validates loader and reference"
   $C/check_logits $M-f32.gguf $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cpu --prefill-only
   stamp "CUDA vs CPU logits on the trained models"
