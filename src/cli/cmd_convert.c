@@ -27,7 +27,8 @@ static void usage(FILE *out) {
             "  --random-shape S  random weights (uniform, sd 0.02; seeded) of a real shape: 110m (dim 768,\n"
             "                    12 layers, 12 heads, vocab 32000) or 1b (Llama-3.2-1B: dim 2048, 16 layers,\n"
             "                    32 heads / 8 KV, FFN 8192, vocab 128256, tied). The tokenizer must match\n"
-            "                    the vocabulary (llama2-tokenizer/tokenizer.bin, llama3-tokenizer/tokenizer.json).\n"
+            "                    the vocabulary (llama2-tokenizer/tokenizer.bin, llama3-tokenizer/tokenizer.json);\n"
+            "                    without --tokenizer they are looked for in $SHOAL_MODELS and shared/models.\n"
             "  --seed N          seed for --random-shape (default 1)\n");
 }
 
@@ -54,6 +55,29 @@ static void load_progress(void *user, uint64_t done, uint64_t total) {
         fprintf(stderr, "\rloading: %3d%%", (int)(done * 100 / total));
         if (done == total) fputc('\n', stderr);
     }
+}
+
+/* The standard tokenizer of a named shape, found under $SHOAL_MODELS or a shared/models folder beside one
+ * of the executable's ancestor folders (the checkout layout: shared/models next to the repository). */
+static const char *default_tokenizer(const char *shape, char *buf, size_t cap) {
+    const char *rel = !strcmp(shape, "1b") ? "llama3-tokenizer/tokenizer.json" : "llama2-tokenizer/tokenizer.bin";
+    const char *env = getenv("SHOAL_MODELS");
+    if (env && *env) {
+        snprintf(buf, cap, "%s/%s", env, rel);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    char dir[4096];
+    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
+    if (n <= 0) return NULL;
+    dir[n] = 0;
+    for (int up = 0; up < 6; up++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir) break;
+        *slash = 0;
+        snprintf(buf, cap, "%s/shared/models/%s", dir, rel);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    return NULL;
 }
 
 int cmd_convert(int argc, char **argv) {
@@ -120,6 +144,9 @@ int cmd_convert(int argc, char **argv) {
             fprintf(stderr, "shoal convert: unknown --random-shape '%s' (110m, 1b)\n", shape);
             return 2;
         }
+        char found[4200];
+        if (!tok_path && (tok_path = default_tokenizer(shape, found, sizeof found)))
+            fprintf(stderr, "shoal convert: using the %s tokenizer %s\n", shape, tok_path);
         if (tok_path && (st = lload_tokenizer_file(tok_path, cfg.vocab_size, &tok, &err))) goto fail;
         if (tok && ltok_n_tokens(tok) > cfg.vocab_size) {
             fprintf(stderr, "shoal convert: %s has %u tokens; the %s shape has a vocabulary of %u\n", tok_path,

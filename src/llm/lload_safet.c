@@ -137,7 +137,10 @@ shoal_status lload_safet(lmodel *m, const char *path, const lmodel_load_opts *op
     const char *base = strrchr(dir, '/');
     snprintf(c->name, sizeof c->name, "%.127s", base ? base + 1 : dir);
 
-    if ((st = lsafet_open(path, m, &s, err))) return st;
+    /* A path to config.json itself means its folder. */
+    size_t plen = strlen(path);
+    bool is_cfg = plen >= 11 && !strcmp(path + plen - 11, "config.json") && (plen == 11 || path[plen - 12] == '/');
+    if ((st = lsafet_open(is_cfg ? dir : path, m, &s, err))) return st;
     used = calloc(s->n_tensors + 1, 1);
     m->layers = lmodel_alloc(m, c->n_layers * sizeof(lmodel_layer), err);
     if (!used || !m->layers) {
