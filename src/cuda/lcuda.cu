@@ -67,6 +67,8 @@ struct OpRec {
     float f;
     size_t count;
     const float *freqs;
+    float *outs[3];              /* OP_MULTI (count matrices), OP_GLU (outs[0]) */
+    const lmodel_tensor *ws[3];
 };
 
 struct lbackend_ctx {
@@ -82,6 +84,7 @@ struct lbackend_ctx {
     void *conv;            /* prefill: activations converted to bf16/f16 */
     size_t conv_bytes;
     void *deq;             /* prefill: one quantised weight dequantised to bf16 */
+    float *up;             /* the up projection of SwiGLU / a matvec before its epilogue: max_batch rows */
     size_t deq_bytes;
     cudaError_t error;     /* first failure since the last sync */
     const char *error_what;
@@ -253,72 +256,128 @@ __global__ void k_dequant_bf16(__nv_bfloat16 *dst, const void *w, int dt, uint32
 }
 
 /* --- kernels: matrix-vector (decode) ----------------------------------------------------------------------
- * One warp per output row (MV_ROWS rows per block). x is staged in shared memory as f32; each lane streams
- * 16 bytes of weights per load with MV_UNROLL loads in flight. */
+ * One warp per output row. Each lane streams 16-byte weight loads (MV_UNROLL in flight, bypassing L1 so
+ * the activations stay cached) and reads the matching activations as float4 from global memory (hot in
+ * L1/L2). One launch covers up to three matrices that share the input (q, k, v), or the gate and up
+ * matrices of a SwiGLU FFN row by row, or adds its result into the residual stream. */
 #define MV_WARPS 8
-#define MV_UNROLL 4
+#define MV_UNROLL 8
 
+struct MvArgs {
+    const void *w[3];
+    float *out[3];
+    uint32_t start[4]; /* first global row of each matrix; start[nseg] = total rows */
+    int nseg;
+    int mode; /* 0: out = Wx, 1: out += Wx, 2: out = silu(W0 x) * (W1 x) (w[0], w[1] of equal shape) */
+};
+
+/* Values per 16-byte weight load, and bytes of quants per row, in our device layout. */
+template <int DT> __device__ __forceinline__ constexpr uint32_t mv_vpl() {
+    return DT == LDT_F32 ? 4 : (DT == LDT_BF16 || DT == LDT_F16) ? 8 : DT == LDT_Q8_0 ? 16 : 32;
+}
+template <int DT> __device__ __forceinline__ size_t mv_row_bytes(uint32_t cols) {
+    return DT == LDT_F32 ? (size_t)cols * 4 : (DT == LDT_BF16 || DT == LDT_F16) ? (size_t)cols * 2
+           : DT == LDT_Q8_0 ? (size_t)cols : (size_t)cols / 2;
+}
+
+__device__ __forceinline__ float dot4(float4 a, float b0, float b1, float b2, float b3) {
+    return a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3;
+}
+
+/* Dot product of the 16 weight bytes v (values col0.. of a row) with x. */
 template <int DT>
-__device__ __forceinline__ float mv_dot16(const uint8_t *wrow, const uint16_t *scales, uint32_t col0, const float *xs,
-                                          uint4 v) {
-    float acc = 0.0f;
-    if (DT == LDT_BF16 || DT == LDT_F16) { /* 8 values */
-        const uint16_t *h = (const uint16_t *)&v;
+__device__ __forceinline__ float mv_dot(uint4 v, const float4 *x4, uint32_t col0, const uint16_t *scales) {
+    const float4 *xp = x4 + col0 / 4;
+    if (DT == LDT_F32) {
+        return dot4(__ldg(xp), __uint_as_float(v.x), __uint_as_float(v.y), __uint_as_float(v.z), __uint_as_float(v.w));
+    } else if (DT == LDT_BF16 || DT == LDT_F16) {
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+        float acc = 0.0f;
 #pragma unroll
-        for (int t = 0; t < 8; t++) acc += (DT == LDT_BF16 ? bf16f(h[t]) : f16f(h[t])) * xs[col0 + t];
-    } else if (DT == LDT_F32) { /* 4 values */
-        const float *f = (const float *)&v;
-#pragma unroll
-        for (int t = 0; t < 4; t++) acc += f[t] * xs[col0 + t];
-    } else if (DT == LDT_Q8_0) { /* 16 values, one scale */
-        const int8_t *q = (const int8_t *)&v;
-        float a = 0.0f;
-#pragma unroll
-        for (int t = 0; t < 16; t++) a += (float)q[t] * xs[col0 + t];
-        acc = a * f16f(scales[col0 / 32]);
-    } else { /* Q4_0: 16 bytes = one whole block of 32 values */
-        const uint8_t *q = (const uint8_t *)&v;
-        float a = 0.0f;
-#pragma unroll
-        for (int t = 0; t < 16; t++) {
-            a += (float)((q[t] & 15) - 8) * xs[col0 + t];
-            a += (float)((q[t] >> 4) - 8) * xs[col0 + 16 + t];
+        for (int t = 0; t < 2; t++) {
+            float4 xv = __ldg(xp + t);
+            uint32_t lo = u[2 * t], hi = u[2 * t + 1];
+            float a0, a1, a2, a3;
+            if (DT == LDT_BF16) {
+                a0 = __uint_as_float(lo << 16), a1 = __uint_as_float(lo & 0xffff0000u);
+                a2 = __uint_as_float(hi << 16), a3 = __uint_as_float(hi & 0xffff0000u);
+            } else {
+                a0 = f16f((uint16_t)lo), a1 = f16f((uint16_t)(lo >> 16)), a2 = f16f((uint16_t)hi), a3 = f16f((uint16_t)(hi >> 16));
+            }
+            acc += xv.x * a0 + xv.y * a1 + xv.z * a2 + xv.w * a3;
         }
-        acc = a * f16f(scales[col0 / 32]);
+        return acc;
+    } else if (DT == LDT_Q8_0) {
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+        float acc = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            float4 xv = __ldg(xp + t);
+            uint32_t q = u[t];
+            acc += xv.x * (float)(int8_t)q + xv.y * (float)(int8_t)(q >> 8) + xv.z * (float)(int8_t)(q >> 16) +
+                   xv.w * (float)(int8_t)(q >> 24);
+        }
+        return acc * f16f(scales[col0 / 32]);
+    } else { /* Q4_0: one whole block; byte j holds value j (low nibble) and value j + 16 (high) */
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+        float acc = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            float4 lo = __ldg(xp + t), hi = __ldg(xp + 4 + t);
+            uint32_t q = u[t];
+            acc += lo.x * (float)((int)(q & 15) - 8) + lo.y * (float)((int)((q >> 8) & 15) - 8) +
+                   lo.z * (float)((int)((q >> 16) & 15) - 8) + lo.w * (float)((int)((q >> 24) & 15) - 8);
+            acc += hi.x * (float)((int)((q >> 4) & 15) - 8) + hi.y * (float)((int)((q >> 12) & 15) - 8) +
+                   hi.z * (float)((int)((q >> 20) & 15) - 8) + hi.w * (float)((int)((q >> 28) & 15) - 8);
+        }
+        return acc * f16f(scales[col0 / 32]);
     }
-    (void)wrow;
-    return acc;
+}
+
+/* Sum over one row of W (row-local index r of a rows x cols matrix) times x, on one warp. */
+template <int DT>
+__device__ __forceinline__ float mv_row(const void *w, uint32_t rows, uint32_t r, const float4 *x4, uint32_t cols,
+                                        uint32_t lane) {
+    const size_t rb = mv_row_bytes<DT>(cols);
+    const uint4 *wv = (const uint4 *)((const uint8_t *)w + rb * r);
+    const uint16_t *scales = (const uint16_t *)((const uint8_t *)w + rb * rows) + (size_t)r * (cols / 32);
+    const uint32_t vpl = mv_vpl<DT>(), nloads = cols / vpl;
+    float acc = 0.0f;
+    for (uint32_t i = lane; i < nloads; i += 32 * MV_UNROLL) {
+        uint4 v[MV_UNROLL];
+#pragma unroll
+        for (int u = 0; u < MV_UNROLL; u++) {
+            uint32_t idx = i + 32 * u;
+            v[u] = idx < nloads ? __ldcs(wv + idx) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < MV_UNROLL; u++) {
+            uint32_t idx = i + 32 * u;
+            if (idx < nloads) acc += mv_dot<DT>(v[u], x4, idx * vpl, scales);
+        }
+    }
+    return warp_sum(acc);
 }
 
 template <int DT>
-__global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(float *out, const void *w, const float *x, uint32_t rows,
-                                                         uint32_t cols) {
-    extern __shared__ float xs[];
-    for (uint32_t j = threadIdx.x; j < cols; j += blockDim.x) xs[j] = x[j];
-    __syncthreads();
-    /* values per 16-byte load, and bytes of one row of quants */
-    const uint32_t vpl = DT == LDT_F32 ? 4 : (DT == LDT_BF16 || DT == LDT_F16) ? 8 : DT == LDT_Q8_0 ? 16 : 32;
-    const size_t row_bytes = DT == LDT_F32 ? (size_t)cols * 4 : (DT == LDT_BF16 || DT == LDT_F16) ? (size_t)cols * 2
-                             : DT == LDT_Q8_0 ? (size_t)cols : (size_t)cols / 2;
-    const uint16_t *scales_all = (const uint16_t *)((const uint8_t *)w + row_bytes * rows);
-    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    uint32_t nloads = cols / vpl;
-    for (uint32_t r = blockIdx.x * MV_WARPS + warp; r < rows; r += gridDim.x * MV_WARPS) {
-        const uint8_t *wrow = (const uint8_t *)w + row_bytes * r;
-        const uint4 *wv = (const uint4 *)wrow;
-        const uint16_t *scales = scales_all + (size_t)r * (cols / 32);
-        float acc = 0.0f;
-        uint32_t i = lane;
-        for (; i + 32 * (MV_UNROLL - 1) < nloads; i += 32 * MV_UNROLL) {
-            uint4 v[MV_UNROLL];
-#pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) v[u] = __ldg(wv + i + 32 * u);
-#pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) acc += mv_dot16<DT>(wrow, scales, (i + 32 * u) * vpl, xs, v[u]);
-        }
-        for (; i < nloads; i += 32) acc += mv_dot16<DT>(wrow, scales, i * vpl, xs, __ldg(wv + i));
-        acc = warp_sum(acc);
-        if (lane == 0) out[r] = acc;
+__global__ void __launch_bounds__(MV_WARPS * 32) k_mv(MvArgs a, const float *x, uint32_t cols) {
+    uint32_t lane = threadIdx.x & 31;
+    uint32_t gw = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (gw >= a.start[a.nseg]) return;
+    const float4 *x4 = (const float4 *)x;
+    if (a.mode == 2) {
+        uint32_t rows = a.start[1];
+        float g = mv_row<DT>(a.w[0], rows, gw, x4, cols, lane);
+        float u = mv_row<DT>(a.w[1], rows, gw, x4, cols, lane);
+        if (lane == 0) a.out[0][gw] = g / (1.0f + __expf(-g)) * u;
+        return;
+    }
+    int sgi = gw >= a.start[1] ? (gw >= a.start[2] ? 2 : 1) : 0;
+    uint32_t rows = a.start[sgi + 1] - a.start[sgi], r = gw - a.start[sgi];
+    float acc = mv_row<DT>(a.w[sgi], rows, r, x4, cols, lane);
+    if (lane == 0) {
+        if (a.mode == 1) a.out[sgi][r] += acc;
+        else a.out[sgi][r] = acc;
     }
 }
 
@@ -678,6 +737,7 @@ void cu_ctx_free(lbackend_ctx *c) {
     cudaFree(c->conv);
     cudaFree(c->deq);
     free(c->log);
+    cudaFree(c->up);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -709,6 +769,7 @@ shoal_status cu_ctx_new(lbackend *be, const lmodel *m, uint32_t max_batch, uint3
         e = cudaMalloc((void **)&c->att_part, (size_t)cfg->n_heads * c->max_splits * (cfg->head_dim + 2) * sizeof(float));
     if (e == cudaSuccess && c->max_batch > 1) e = cudaMalloc(&c->conv, c->conv_bytes);
     if (e == cudaSuccess && c->max_batch > 1) e = cudaMalloc(&c->deq, c->deq_bytes);
+    if (e == cudaSuccess) e = cudaMalloc((void **)&c->up, (size_t)c->max_batch * widest * sizeof(float));
     if (e != cudaSuccess) {
         cu_ctx_free(c);
         return shoal_error_set(err, SHOAL_ERR_NOMEM, "cuda: session setup: %s", cudaGetErrorString(e));
@@ -723,7 +784,7 @@ shoal_status cu_ctx_new(lbackend *be, const lmodel *m, uint32_t max_batch, uint3
 
 /* --- ops --------------------------------------------------------------------------------------------------- */
 
-enum { OP_ROWS = 1, OP_NORM, OP_MATMUL, OP_ROPE, OP_KV, OP_ATT, OP_SWIGLU, OP_ADD };
+enum { OP_ROWS = 1, OP_NORM, OP_MATMUL, OP_ROPE, OP_KV, OP_ATT, OP_SWIGLU, OP_ADD, OP_MULTI, OP_GLU, OP_MATADD };
 
 void run_op(lbackend_ctx *c, const OpRec *r);
 
@@ -781,30 +842,57 @@ void issue(lbackend_ctx *c, const OpRec *r, const void *k1, const void *k2, cons
     c->log[c->nlog++] = *r;
 }
 
-void matvec(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x) {
-    size_t smem = (size_t)w->cols * sizeof(float);
-    unsigned blocks = (unsigned)((w->rows + MV_WARPS - 1) / MV_WARPS);
-    size_t row_bytes = lmodel_dtype_row_bytes(w->dtype, w->cols);
-    bool aligned = w->dtype == LDT_Q8_0 || w->dtype == LDT_Q4_0 ? w->cols % 32 == 0 : row_bytes % 16 == 0;
-    if (!aligned || smem > 96 * 1024) {
-        k_matvec_any<<<blocks, MV_WARPS * 32, 0, c->stream>>>(out, w->dev, w->dtype, x, w->rows, w->cols);
+/* Launches the vector kernel over 1..3 matrices of one dtype and width, or the per-element fallback for
+ * shapes it cannot take (rows not 16-byte aligned). mode: see MvArgs. */
+void matvec(lbackend_ctx *c, const lmodel_tensor *const *ws, float *const *outs, int nseg, int mode, const float *x) {
+    const lmodel_tensor *w0 = ws[0];
+    MvArgs a = {};
+    a.nseg = mode == 2 ? 1 : nseg;
+    a.mode = mode;
+    bool vec = ((uintptr_t)x & 15) == 0;
+    uint32_t total = 0;
+    for (int i = 0; i < nseg; i++) {
+        a.w[i] = ws[i]->dev;
+        a.out[i] = outs[i];
+        a.start[i] = total;
+        if (mode != 2 || i == 0) total += ws[i]->rows;
+        size_t rb = lmodel_dtype_row_bytes(ws[i]->dtype, ws[i]->cols);
+        vec = vec && ws[i]->dtype == w0->dtype && ws[i]->cols == w0->cols && rb % 16 == 0 && rb > 0;
+    }
+    a.start[a.nseg] = total;
+    if (!vec) {
+        /* element by element, then the epilogue as separate steps */
+        for (int i = 0; i < (mode == 2 ? 1 : nseg); i++) {
+            float *dst = mode == 0 ? outs[i] : c->up;
+            k_matvec_any<<<(ws[i]->rows + MV_WARPS - 1) / MV_WARPS, MV_WARPS * 32, 0, c->stream>>>(
+                dst, ws[i]->dev, ws[i]->dtype, x, ws[i]->rows, ws[i]->cols);
+            if (mode == 1) k_add<<<grid_for(ws[i]->rows, 256), 256, 0, c->stream>>>(outs[i], c->up, ws[i]->rows);
+        }
+        if (mode == 2) {
+            k_matvec_any<<<(ws[0]->rows + MV_WARPS - 1) / MV_WARPS, MV_WARPS * 32, 0, c->stream>>>(
+                outs[0], ws[0]->dev, ws[0]->dtype, x, ws[0]->rows, ws[0]->cols);
+            k_matvec_any<<<(ws[1]->rows + MV_WARPS - 1) / MV_WARPS, MV_WARPS * 32, 0, c->stream>>>(
+                c->up, ws[1]->dev, ws[1]->dtype, x, ws[1]->rows, ws[1]->cols);
+            k_swiglu<<<grid_for(ws[0]->rows, 256), 256, 0, c->stream>>>(outs[0], c->up, ws[0]->rows);
+        }
         note_launch(c, "matvec");
         return;
     }
-    switch (w->dtype) {
-    case LDT_F32: k_matvec<LDT_F32><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_F16: k_matvec<LDT_F16><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_BF16: k_matvec<LDT_BF16><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_Q8_0: k_matvec<LDT_Q8_0><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_Q4_0: k_matvec<LDT_Q4_0><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
+    unsigned blocks = (total + MV_WARPS - 1) / MV_WARPS;
+    switch (w0->dtype) {
+    case LDT_F32: k_mv<LDT_F32><<<blocks, MV_WARPS * 32, 0, c->stream>>>(a, x, w0->cols); break;
+    case LDT_F16: k_mv<LDT_F16><<<blocks, MV_WARPS * 32, 0, c->stream>>>(a, x, w0->cols); break;
+    case LDT_BF16: k_mv<LDT_BF16><<<blocks, MV_WARPS * 32, 0, c->stream>>>(a, x, w0->cols); break;
+    case LDT_Q8_0: k_mv<LDT_Q8_0><<<blocks, MV_WARPS * 32, 0, c->stream>>>(a, x, w0->cols); break;
+    case LDT_Q4_0: k_mv<LDT_Q4_0><<<blocks, MV_WARPS * 32, 0, c->stream>>>(a, x, w0->cols); break;
     }
     note_launch(c, "matvec");
 }
 
-void gemm(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x, uint32_t n) {
+void gemm(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x, uint32_t n, float beta) {
     /* Row-major out[n][rows] = x[n][cols] W^T is column-major out' (rows x n) = op_T(W') x', W' = W as
      * column-major (cols x rows), x' = x as column-major (cols x n). */
-    float one = 1.0f, zero = 0.0f;
+    float one = 1.0f, zero = beta; /* beta 1: out += W x (the residual add) */
     cublasStatus_t bs;
     if (w->dtype == LDT_F32) {
         bs = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, (int)n, (int)w->cols, &one,
@@ -842,8 +930,30 @@ void run_op(lbackend_ctx *c, const OpRec *r) {
         note_launch(c, "rmsnorm");
         break;
     case OP_MATMUL:
-        if (r->n == 1) matvec(c, r->out, r->w, r->x);
-        else gemm(c, r->out, r->w, r->x, r->n);
+        if (r->n == 1) matvec(c, &r->w, &r->out, 1, 0, r->x);
+        else gemm(c, r->out, r->w, r->x, r->n, 0.0f);
+        break;
+    case OP_MULTI:
+        if (r->n == 1) {
+            matvec(c, r->ws, r->outs, (int)r->count, 0, r->x);
+        } else {
+            for (size_t i = 0; i < r->count; i++) gemm(c, r->outs[i], r->ws[i], r->x, r->n, 0.0f);
+        }
+        break;
+    case OP_GLU:
+        if (r->n == 1) {
+            matvec(c, r->ws, r->outs, 2, 2, r->x);
+        } else {
+            gemm(c, r->outs[0], r->ws[0], r->x, r->n, 0.0f);
+            gemm(c, c->up, r->ws[1], r->x, r->n, 0.0f);
+            size_t cnt = (size_t)r->n * r->ws[0]->rows;
+            k_swiglu<<<grid_for(cnt, 256), 256, 0, c->stream>>>(r->outs[0], c->up, cnt);
+            note_launch(c, "swiglu");
+        }
+        break;
+    case OP_MATADD:
+        if (r->n == 1) matvec(c, &r->w, &r->out, 1, 1, r->x);
+        else gemm(c, r->out, r->w, r->x, r->n, 1.0f);
         break;
     case OP_ROPE: {
         const int *pp = step_pos(c, r->n, r->pos0);
@@ -925,6 +1035,31 @@ void cu_matmul(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float 
     issue(c, &r, out, w->dev, x, n);
 }
 
+void cu_matmul_multi(lbackend_ctx *c, float *const *outs, const lmodel_tensor *const *ws, uint32_t count,
+                     const float *x, uint32_t n) {
+    OpRec r = {};
+    r.kind = OP_MULTI, r.x = x, r.n = n, r.count = count;
+    uint64_t key = 0;
+    for (uint32_t i = 0; i < count && i < 3; i++) {
+        r.outs[i] = outs[i], r.ws[i] = ws[i];
+        key = key * 31 + (uint64_t)(uintptr_t)outs[i];
+    }
+    issue(c, &r, ws[0]->dev, x, (const void *)(uintptr_t)key, ((uint64_t)n << 8) | count);
+}
+
+void cu_matmul_swiglu(lbackend_ctx *c, float *out, const lmodel_tensor *w1, const lmodel_tensor *w3, const float *x,
+                      uint32_t n) {
+    OpRec r = {};
+    r.kind = OP_GLU, r.x = x, r.n = n, r.outs[0] = out, r.ws[0] = w1, r.ws[1] = w3;
+    issue(c, &r, out, w1->dev, x, ((uint64_t)n << 32) | (uint32_t)(uintptr_t)w3->dev);
+}
+
+void cu_matmul_add(lbackend_ctx *c, float *xres, const lmodel_tensor *w, const float *in, uint32_t n) {
+    OpRec r = {};
+    r.kind = OP_MATADD, r.out = xres, r.w = w, r.x = in, r.n = n;
+    issue(c, &r, xres, w->dev, in, n);
+}
+
 void cu_rope(lbackend_ctx *c, float *x, uint32_t n, uint32_t n_heads, uint32_t head_dim, uint32_t pos0,
              const float *freqs) {
     if (freqs != c->cm->rope_freqs_host) {
@@ -999,16 +1134,6 @@ shoal_status cu_sync(lbackend_ctx *c, shoal_error *err) {
     return shoal_error_set(err, SHOAL_ERR_DEVICE, "cuda: %s: %s", what, cudaGetErrorString(e));
 }
 
-void set_smem_limits(void) {
-    /* Rows of up to 24,576 f32 inputs staged in shared memory (above the default 48 KB). */
-    int lim = 96 * 1024;
-    cudaFuncSetAttribute(k_matvec<LDT_F32>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_Q8_0>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_Q4_0>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-}
-
 void cu_describe(const lbackend *be, char *buf, size_t cap) {
     const CudaState *s = (const CudaState *)be->state;
     snprintf(buf, cap, "cuda:%d %.100s (sm_%d%d, %d SMs)", s->device, s->prop.name, s->prop.major, s->prop.minor,
@@ -1043,7 +1168,6 @@ extern "C" shoal_status lcuda_create(const lbackend_opts *opts, lbackend **out, 
         free(s), free(be);
         return shoal_error_set(err, SHOAL_ERR_DEVICE, "cuda:%d: %s", dev, cudaGetErrorString(e));
     }
-    set_smem_limits();
     be->name = "cuda";
     be->host_visible = false;
     be->state = s;
@@ -1066,6 +1190,9 @@ extern "C" shoal_status lcuda_create(const lbackend_opts *opts, lbackend **out, 
     be->swiglu = cu_swiglu;
     be->add = cu_add;
     be->sync = cu_sync;
+    be->matmul_multi = cu_matmul_multi;
+    be->matmul_swiglu = cu_matmul_swiglu;
+    be->matmul_add = cu_matmul_add;
     *out = be;
     return SHOAL_OK;
 }

@@ -79,6 +79,17 @@ struct lbackend {
     void (*add)(lbackend_ctx *ctx, float *x, const float *y, size_t count);
     /* Waits for the ops issued on ctx; SHOAL_ERR_DEVICE with a message if any failed. */
     shoal_status (*sync)(lbackend_ctx *ctx, shoal_error *err);
+
+    /* Optional fusions; NULL means the forward pass composes the ops above. A GPU backend uses them to
+     * launch fewer kernels per token (each launch costs microseconds at batch 1). */
+    /* outs[i] = ws[i] x for i < count (<= 3): q, k and v share their input. */
+    void (*matmul_multi)(lbackend_ctx *ctx, float *const *outs, const lmodel_tensor *const *ws, uint32_t count,
+                         const float *x, uint32_t n);
+    /* out = silu(w1 x) * (w3 x), out: [n][w1->rows]. */
+    void (*matmul_swiglu)(lbackend_ctx *ctx, float *out, const lmodel_tensor *w1, const lmodel_tensor *w3,
+                          const float *x, uint32_t n);
+    /* x += w in: a projection with the residual add. */
+    void (*matmul_add)(lbackend_ctx *ctx, float *x, const lmodel_tensor *w, const float *in, uint32_t n);
 };
 
 typedef struct lbackend_opts {
