@@ -72,6 +72,16 @@ if has speed; then
   done
 fi
 
+if has profile; then
+  stamp "profile: kernels of 8 decode steps (ncu)"
+  SHOAL_CUDA_STATS=1 $C/bench_llm $M --device cuda --kv f16 --contexts 128 --decode 64 --prefill 0
+  if command -v ncu >/dev/null; then
+    timeout 300 ncu --graph-profiling node --launch-skip 600 --launch-count 400 --print-summary per-kernel \
+      $C/bench_llm $M --device cuda --kv f16 --contexts 128 --decode 8 --prefill 0 2>&1 | \
+      grep -E "^  [a-z_]|k_|Duration|Memory Throughput|DRAM Throughput" | head -80
+  fi
+fi
+
 if has peer; then
   stamp "PyTorch peer"
   timeout 300 python3 $HERE/torch_peer.py $M

@@ -94,6 +94,7 @@ struct lbackend_ctx {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     uint32_t steps;
+    uint64_t n_graph, n_eager, n_mismatch; /* decode steps by how they ran (SHOAL_CUDA_STATS=1 prints them) */
     OpRec *log; /* ops of a step that may replay the graph */
     size_t nlog, caplog;
 };
@@ -727,6 +728,9 @@ done:
 
 void cu_ctx_free(lbackend_ctx *c) {
     if (!c) return;
+    if (getenv("SHOAL_CUDA_STATS"))
+        fprintf(stderr, "shoal cuda: decode steps: %llu replayed graph, %llu eager, %llu did not match the graph\n",
+                (unsigned long long)c->n_graph, (unsigned long long)c->n_eager, (unsigned long long)c->n_mismatch);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->exec) cudaGraphExecDestroy(c->exec);
     if (c->graph) cudaGraphDestroy(c->graph);
@@ -800,7 +804,10 @@ void step_begin(lbackend_ctx *c, uint32_t n) {
         c->replaying = true;
         return;
     }
-    if (c->steps++ < 1) return; /* cuBLAS and the kernels load lazily on the first step */
+    if (c->steps++ < 1) { /* cuBLAS and the kernels load lazily on the first step */
+        c->n_eager++;
+        return;
+    }
     cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) {
         note(c, e, "graph capture");
@@ -1119,7 +1126,9 @@ shoal_status cu_sync(lbackend_ctx *c, shoal_error *err) {
         c->replaying = false;
         if (c->cur.hash == c->rec.hash && c->cur.nops == c->rec.nops) {
             note(c, cudaGraphLaunch(c->exec, c->stream), "graph launch");
+            c->n_graph++;
         } else {
+            c->n_mismatch++;
             /* Another kind of one-token pass (e.g. a prefill chunk without logits): run its ops as logged. */
             for (size_t i = 0; i < c->nlog; i++) run_op(c, &c->log[i]);
         }
