@@ -76,9 +76,29 @@ if has profile; then
   stamp "profile: kernels of 8 decode steps (ncu)"
   SHOAL_CUDA_STATS=1 $C/bench_llm $M --device cuda --kv f16 --contexts 128 --decode 64 --prefill 0
   if command -v ncu >/dev/null; then
-    timeout 300 ncu --graph-profiling node --launch-skip 600 --launch-count 400 --print-summary per-kernel \
-      $C/bench_llm $M --device cuda --kv f16 --contexts 128 --decode 8 --prefill 0 2>&1 | \
-      grep -E "^  [a-z_]|k_|Duration|Memory Throughput|DRAM Throughput" | head -80
+    # one decode step's kernels (after warm-up), with duration and DRAM throughput each
+    timeout 240 ncu --graph-profiling node --launch-skip 800 --launch-count 185 \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
+      --csv $C/bench_llm $M --device cuda --kv f16 --contexts 128 --decode 8 --prefill 0 > /tmp/ncu.csv 2>/dev/null
+    python3 - <<'PY'
+import csv, collections
+rows = [r for r in csv.reader(open("/tmp/ncu.csv")) if len(r) > 10]
+hdr = rows[0]; rows = rows[1:]
+ki, mi, vi = hdr.index("Kernel Name"), hdr.index("Metric Name"), hdr.index("Metric Value")
+agg = collections.defaultdict(lambda: collections.defaultdict(float)); cnt = collections.Counter()
+for r in rows:
+    name = r[ki].split("(")[0][:40]
+    try: v = float(r[vi].replace(",", ""))
+    except ValueError: continue
+    agg[name][r[mi]] += v
+    if r[mi] == "gpu__time_duration.sum": cnt[name] += 1
+tot = sum(a["gpu__time_duration.sum"] for a in agg.values())
+print(f"{'kernel':42s} {'n':>4s} {'total us':>9s} {'avg us':>8s} {'GB/s':>7s}")
+for k, a in sorted(agg.items(), key=lambda kv: -kv[1]["gpu__time_duration.sum"]):
+    t = a["gpu__time_duration.sum"] / 1e3
+    print(f"{k:42s} {cnt[k]:4d} {t:9.1f} {t/max(cnt[k],1):8.2f} {a['dram__bytes_read.sum']/max(a['gpu__time_duration.sum'],1):7.0f}")
+print(f"sum of kernel time: {tot/1e3:.1f} us over {sum(cnt.values())} kernels")
+PY
   fi
 fi
 
