@@ -29,7 +29,7 @@ extern "C" {
 namespace {
 
 #define ATT_SPLIT 128     /* positions per tile in the prefill attention kernel */
-#define DEC_SPLIT 32      /* positions per block in decode attention (flash-decoding split) */
+#define DEC_SPLIT 64      /* positions per block in decode attention (flash-decoding split) */
 #define ATT_MAX_GROUP 8   /* query heads per KV head */
 #define ATT_MAX_HEAD 256  /* head_dim */
 
@@ -473,10 +473,16 @@ __global__ void k_attn_decode(float *part, const float *q, const KT *kc, const K
     __syncthreads();
     /* softmax pieces per head: a warp per head, a lane per position */
     for (uint32_t g = warp; g < group; g += nwarps) {
-        float v = lane < count ? sc[g][lane] : -INFINITY;
-        float m = warp_max(v), e = lane < count ? __expf(v - m) : 0.0f;
-        if (lane < count) sc[g][lane] = e;
-        float ssum = warp_sum(e);
+        float m = -INFINITY;
+        for (uint32_t p = lane; p < count; p += 32) m = fmaxf(m, sc[g][p]);
+        m = warp_max(m);
+        float ssum = 0.0f;
+        for (uint32_t p = lane; p < count; p += 32) {
+            float e = __expf(sc[g][p] - m);
+            sc[g][p] = e;
+            ssum += e;
+        }
+        ssum = warp_sum(ssum);
         if (lane == 0) mx[g] = m, sm[g] = ssum;
     }
     __syncthreads();
@@ -508,6 +514,110 @@ __global__ void k_attn_decode(float *part, const float *q, const KT *kc, const K
         float *pp = part + ((size_t)(kvh * group + g) * max_splits + split) * stride;
         pp[dd] = a;
         if (dd == 0) pp[head_dim] = mx[g], pp[head_dim + 1] = sm[g];
+    }
+}
+
+/* Decode attention for f16 caches and a head size known at compile time (the common case): a thread per
+ * position reads its key row with 16-byte loads, all in flight at once; the value pass unrolls 8 positions
+ * deep. Blocks cover DEC_SPLIT positions; partials as in k_attn_decode. */
+template <int HD>
+__global__ void __launch_bounds__(128) k_attn_decode_h(float *part, const float *q, const __half *kc, const __half *vc,
+                                                       size_t layer_off, uint32_t kv_dim, uint32_t group,
+                                                       uint32_t max_splits, const int *pos_ptr, uint32_t pos0, float scale) {
+    __shared__ float qs[ATT_MAX_GROUP][HD];
+    __shared__ float sc[ATT_MAX_GROUP][DEC_SPLIT];
+    __shared__ float mx[ATT_MAX_GROUP], sm[ATT_MAX_GROUP];
+    __shared__ float acc_sh[2][ATT_MAX_GROUP][HD];
+    uint32_t kvh = blockIdx.x, split = blockIdx.y;
+    uint32_t pos = pos_ptr ? (uint32_t)*pos_ptr : pos0;
+    uint32_t start = split * DEC_SPLIT, stride = HD + 2;
+    if (start > pos) {
+        if (threadIdx.x < group) {
+            float *pp = part + ((size_t)(kvh * group + threadIdx.x) * max_splits + split) * stride;
+            pp[HD] = -INFINITY;
+            pp[HD + 1] = 0.0f;
+        }
+        return;
+    }
+    uint32_t count = min((uint32_t)DEC_SPLIT, pos + 1 - start);
+    for (uint32_t i = threadIdx.x; i < group * HD; i += blockDim.x)
+        qs[i / HD][i % HD] = q[(size_t)(kvh * group) * HD + i] * scale;
+    __syncthreads();
+    for (uint32_t p = threadIdx.x; p < count; p += blockDim.x) {
+        const uint4 *k = (const uint4 *)(kc + layer_off + (size_t)(start + p) * kv_dim + (size_t)kvh * HD);
+        uint4 kv[HD / 8];
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) kv[j] = __ldg(k + j);
+        float acc[ATT_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++) acc[g] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) {
+            const __half2 *h2 = (const __half2 *)&kv[j];
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                float2 f = __half22float2(h2[t]);
+#pragma unroll
+                for (int g = 0; g < ATT_MAX_GROUP; g++)
+                    if (g < (int)group) acc[g] += qs[g][8 * j + 2 * t] * f.x + qs[g][8 * j + 2 * t + 1] * f.y;
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++)
+            if (g < (int)group) sc[g][p] = acc[g];
+    }
+    __syncthreads();
+    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+    for (uint32_t g = warp; g < group; g += nwarps) {
+        float m = -INFINITY;
+        for (uint32_t p = lane; p < count; p += 32) m = fmaxf(m, sc[g][p]);
+        m = warp_max(m);
+        float ssum = 0.0f;
+        for (uint32_t p = lane; p < count; p += 32) {
+            float e = __expf(sc[g][p] - m);
+            sc[g][p] = e;
+            ssum += e;
+        }
+        ssum = warp_sum(ssum);
+        if (lane == 0) mx[g] = m, sm[g] = ssum;
+    }
+    __syncthreads();
+    uint32_t d = threadIdx.x % HD, h = threadIdx.x / HD, nh = blockDim.x / HD;
+    if (h < 2 && h < nh) {
+        float acc[ATT_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++) acc[g] = 0.0f;
+        const __half *v = vc + layer_off + (size_t)start * kv_dim + (size_t)kvh * HD + d;
+        uint32_t step = nh < 2 ? nh : 2;
+        for (uint32_t p0 = h; p0 < count; p0 += 8 * step) {
+            float vv[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                uint32_t p = p0 + u * step;
+                vv[u] = p < count ? __half2float(v[(size_t)p * kv_dim]) : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                uint32_t p = p0 + u * step;
+                if (p < count) {
+#pragma unroll
+                    for (int g = 0; g < ATT_MAX_GROUP; g++)
+                        if (g < (int)group) acc[g] += sc[g][p] * vv[u];
+                }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++)
+            if (g < (int)group) acc_sh[h][g][d] = acc[g];
+    }
+    __syncthreads();
+    uint32_t nparts = nh < 2 ? nh : 2;
+    for (uint32_t i = threadIdx.x; i < group * HD; i += blockDim.x) {
+        uint32_t g = i / HD, dd = i % HD;
+        float a = acc_sh[0][g][dd] + (nparts > 1 ? acc_sh[1][g][dd] : 0.0f);
+        float *pp = part + ((size_t)(kvh * group + g) * max_splits + split) * stride;
+        pp[dd] = a;
+        if (dd == 0) pp[HD] = mx[g], pp[HD + 1] = sm[g];
     }
 }
 
@@ -1094,7 +1204,16 @@ void run_op(lbackend_ctx *c, const OpRec *r) {
         if (n == 1) {
             dim3 grid(n_kv, c->max_splits);
             unsigned threads = hd > 128 ? 256 : 128;
-            if (f16)
+            bool vec16 = f16 && (kv->kv_dim % 8) == 0 && ((uintptr_t)kv->k % 16) == 0;
+            if (vec16 && hd == 64)
+                k_attn_decode_h<64><<<grid, 128, 0, c->stream>>>(c->att_part, r->x, (const __half *)kv->k,
+                                                                 (const __half *)kv->v, off, kv->kv_dim, group,
+                                                                 c->max_splits, pp, pos0, scale);
+            else if (vec16 && hd == 128)
+                k_attn_decode_h<128><<<grid, 128, 0, c->stream>>>(c->att_part, r->x, (const __half *)kv->k,
+                                                                  (const __half *)kv->v, off, kv->kv_dim, group,
+                                                                  c->max_splits, pp, pos0, scale);
+            else if (f16)
                 k_attn_decode<__half><<<grid, threads, 0, c->stream>>>(c->att_part, r->x, (const __half *)kv->k,
                                                                  (const __half *)kv->v, off, kv->kv_dim, hd, group,
                                                                  c->max_splits, pp, pos0, scale);
