@@ -234,6 +234,13 @@ typedef struct shoal_instance_config {
     shoal_limits limits;
     const shoal_memory_provider *memory_provider; /* NULL = shoal_host_memory_provider() */
     void *user;                                   /* returned by shoal_instance_user() */
+    /* Optional observer of host calls (tracing, e.g. `shoal run --trace`): called before (leave false: vals
+     * are the nvals arguments) and after (leave true: vals are the results, status the call's) every call
+     * from Wasm into a host function of this instance. func_index is the import's function index in the
+     * module. NULL = none; the interpreter's own loop is untouched either way. */
+    void (*host_call_hook)(void *hook_user, shoal_instance *instance, uint32_t func_index, bool leave,
+                           const shoal_val *vals, uint32_t nvals, shoal_status status);
+    void *hook_user;
 } shoal_instance_config;
 
 /* Resolves imports, allocates memories/tables/globals, applies segments and runs the start function.
@@ -397,6 +404,9 @@ shoal_status shoal_session_new(shoal_model *model, const shoal_session_options *
 void shoal_session_free(shoal_session *session);
 /* Forgets every position (the cache is reused). */
 void shoal_session_reset(shoal_session *session);
+/* Keeps the first n positions and forgets the rest (a caller re-sending a conversation reuses the KV of
+ * the common prefix). SHOAL_ERR_ARG when n exceeds the position. */
+shoal_status shoal_session_truncate(shoal_session *session, uint32_t n, shoal_error *err);
 uint32_t shoal_session_position(const shoal_session *session); /* positions filled */
 uint32_t shoal_session_context(const shoal_session *session);  /* n_ctx */
 /* Bytes the session holds (KV cache + activations) and the KV cache alone. */
@@ -454,6 +464,59 @@ int32_t shoal_sampler_next(shoal_sampler *sampler, float *logits, uint32_t n_voc
                            size_t n_history);
 
 /* SHOAL-LLM-API-END */
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 9. Guest inference API: wasi_ephemeral_nn and shoal_llm for guests (see include/shoal_guest.h)    */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* A registry of preloaded models, shared by every guest and session that names them. Models are loaded
+ * once, on the host; their weights never enter guest memory. Lookups are read-only, so one registry may
+ * serve guests on several threads once it is filled. */
+typedef struct shoal_nn_registry shoal_nn_registry;
+
+shoal_status shoal_nn_registry_new(shoal_nn_registry **out, shoal_error *err);
+/* Frees the registry and the models it loaded (after every guest context using it is freed). */
+void shoal_nn_registry_free(shoal_nn_registry *registry);
+/* Preloads a model from WasmEdge's --nn-preload spec NAME:ENCODING:TARGET:PATH. ENCODING is GGML (any
+ * case; the file may be any format shoal_model_load reads), TARGET AUTO (cuda when available, else cpu),
+ * CPU or GPU. A PATH that does not exist is registered as missing: guests that load it get error 103
+ * (ModelNotFound), as WasmEdge does. n_threads: CPU threads for the model (0 = all). */
+shoal_status shoal_nn_registry_preload(shoal_nn_registry *registry, const char *spec, uint32_t n_threads,
+                                       shoal_error *err);
+/* Registers a model the embedder loaded itself under name (borrowed: it must outlive the registry). */
+shoal_status shoal_nn_registry_add(shoal_nn_registry *registry, const char *name, shoal_model *model,
+                                   shoal_error *err);
+/* The model registered under name, or NULL (also for a missing preload). */
+shoal_model *shoal_nn_registry_find(const shoal_nn_registry *registry, const char *name, size_t name_len);
+
+/* The per-guest state of both import modules: the guest's graphs, execution contexts and sessions, each
+ * with its own KV cache, logits and scratch. One per guest instance. */
+typedef struct shoal_nn_ctx shoal_nn_ctx;
+
+shoal_status shoal_nn_ctx_new(shoal_nn_registry *registry, shoal_nn_ctx **out, shoal_error *err);
+void shoal_nn_ctx_free(shoal_nn_ctx *ctx);
+/* Adds `wasi_ephemeral_nn` (WasmEdge GGML backend ABI) and `shoal_llm` to imports, bound to ctx. */
+shoal_status shoal_nn_add_imports(shoal_nn_ctx *ctx, shoal_imports *imports, shoal_error *err);
+/* The message of the guest's last failed call of either module ("" if none). */
+const char *shoal_nn_ctx_last_error(const shoal_nn_ctx *ctx);
+/* Nanoseconds spent in forward passes (prefill and decode) for this guest so far. */
+uint64_t shoal_nn_ctx_device_ns(const shoal_nn_ctx *ctx);
+
+/* Host-call tracing (`shoal run --trace`): each call from the guest into a host function with its
+ * arguments, results, duration and the guest bytes it moved; a summary of time in the guest, in host
+ * calls and on the device at the end. Output goes to the host file descriptor fd. */
+typedef struct shoal_trace shoal_trace;
+
+/* per_call false: only the summary. */
+shoal_status shoal_trace_new(const shoal_module *module, int fd, bool per_call, shoal_trace **out,
+                             shoal_error *err);
+void shoal_trace_free(shoal_trace *trace);
+/* Sets config->host_call_hook / hook_user so that the instance reports to trace. */
+void shoal_trace_attach(shoal_trace *trace, shoal_instance_config *config);
+/* Starts the wall clock (call just before running the guest). */
+void shoal_trace_start(shoal_trace *trace);
+/* Prints the summary; device_ns from shoal_nn_ctx_device_ns (0 when unknown). */
+void shoal_trace_summary(shoal_trace *trace, uint64_t device_ns);
 
 #ifdef __cplusplus
 }

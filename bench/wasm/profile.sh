@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # profile.sh: repeatable instruction counts for the interpreter benchmark. Runs each kernel at a small
 # "profile size" under valgrind's callgrind natively and under `shoal run`, prints a table of executed
-# instructions (Ir) and their ratio, and with --lines the hottest source lines of Shoal per program (self
-# cost, i.e. where the interpreter itself spends its instructions), with the source text.
+# host instructions (Ir) and their ratio, the Wasm instructions the guest executed (opmix.py), how many
+# internal operations Shoal dispatched for them (executions of the indirect jumps in its interpreter
+# loop) and the host instructions per dispatch; with --lines also the hottest source lines of Shoal per
+# program (self cost, i.e. where the interpreter itself spends its instructions), with the source text.
 #
 # usage: bench/wasm/profile.sh [--build-dir DIR] [--shoal PATH] [--lines N] [program...]
 #   --build-dir DIR  as for run.sh (default <repo>/build); outputs go to DIR/bench-wasm/prof
@@ -44,13 +46,22 @@ only=$(IFS=,; echo "${picked[*]:-}")
 ir() { # out-file command...: runs under callgrind, prints the total Ir
     local f=$1
     shift
-    valgrind --tool=callgrind --callgrind-out-file="$f" --compress-strings=no --compress-pos=no \
+    valgrind --tool=callgrind --callgrind-out-file="$f" --compress-strings=no --compress-pos=no --dump-instr=yes \
         "$@" >"$f.stdout" 2>"$f.log" || { echo "FAIL"; return; }
     awk '/^(summary|totals):/ { print $2; exit }' "$f"
 }
 
-echo "| program | size | native Ir | shoal Ir | shoal/native |"
-echo "|---|---:|---:|---:|---:|"
+# Start-up (process, dynamic linking, module load) is measured on an empty program and left out of the
+# ratios, so they describe execution; its own row shows what it costs.
+printf 'int main(void) { return 0; }\n' >"$prof/empty.c"
+clang-14 -O2 "$prof/empty.c" -o "$prof/empty" &&
+    clang-14 --target=wasm32-wasi --sysroot=/usr -O2 "$prof/empty.c" -o "$prof/empty.wasm" || exit 1
+n0=$(ir "$prof/empty.native.cg" "$prof/empty")
+s0=$(ir "$prof/empty.shoal.cg" "$shoal" run "$prof/empty.wasm")
+[[ "$n0$s0" =~ ^[0-9]+$ ]] || { echo "profile.sh: the empty program failed under callgrind" >&2; exit 1; }
+echo "| program | size | native Ir | shoal Ir | shoal/native | Wasm instrs | dispatches | disp/Wasm | shoal Ir/disp |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| (empty program: start-up) | | $n0 | $s0 | | | | | |"
 status=0
 for spec in $sizes; do
     name=${spec%%:*}
@@ -62,9 +73,15 @@ for spec in $sizes; do
         s="wrong output"
     fi
     [[ "$s" =~ ^[0-9]+$ ]] || status=1
-    awk -v p="$name" -v z="$size" -v n="$n" -v s="$s" 'BEGIN {
-        r = (n ~ /^[0-9]+$/ && s ~ /^[0-9]+$/) ? sprintf("%.1fx", s / n) : "-"
-        printf "| %s | %s | %s | %s | %s |\n", p, z, n, s, r }'
+    # Executed Wasm instructions (opmix.py, needs node + wabt) and interpreter dispatches.
+    w=$(command -v node >/dev/null && command -v wat2wasm >/dev/null &&
+        python3 "$here/opmix.py" "$out/$name.wasm" --blocks 0 -- "$size" 2>/dev/null | awk 'NR == 1 { print $3 }')
+    d=$([[ "$s" =~ ^[0-9]+$ ]] && python3 "$here/cgreport.py" dispatch "$prof/$name.shoal.cg" "$shoal" 2>/dev/null)
+    awk -v p="$name" -v z="$size" -v n="$n" -v s="$s" -v w="${w:--}" -v d="${d:--}" -v n0="$n0" -v s0="$s0" 'BEGIN {
+        r = (n ~ /^[0-9]+$/ && s ~ /^[0-9]+$/) ? sprintf("%.1fx", (s - s0) / (n - n0)) : "-"
+        dw = (w ~ /^[0-9]+$/ && d ~ /^[0-9]+$/ && w > 0) ? sprintf("%.2f", d / w) : "-"
+        id = (s ~ /^[0-9]+$/ && d ~ /^[0-9]+$/ && d > 0) ? sprintf("%.1f", (s - s0) / d) : "-"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", p, z, n, s, r, w, d, dw, id }'
 done
 
 if [ "$lines" -gt 0 ]; then
@@ -74,48 +91,7 @@ if [ "$lines" -gt 0 ]; then
         [ -s "$prof/$name.shoal.cg" ] || continue
         echo
         echo "### $name: hottest lines of shoal (self Ir, % of total)"
-        python3 - "$prof/$name.shoal.cg" "$lines" <<'EOF'
-import collections, sys
-path, top = sys.argv[1], int(sys.argv[2])
-cost = collections.Counter()
-fn_cost = collections.Counter()
-fl = fn = ""
-skip_next = False  # the cost line after calls= is the callee's inclusive cost, not self cost
-total = 0
-with open(path) as f:
-    for line in f:
-        if line.startswith(("fl=", "fi=", "fe=")):
-            fl = line[3:].strip()
-        elif line.startswith("fn="):
-            fn = line[3:].strip()
-        elif line.startswith("calls="):
-            skip_next = True
-        elif line[:1].isdigit():
-            parts = line.split()
-            if skip_next:
-                skip_next = False
-                continue
-            if len(parts) >= 2:
-                n = int(parts[1])
-                cost[(fl, int(parts[0]))] += n
-                fn_cost[fn] += n
-                total += n
-if not total:
-    sys.exit(0)
-print("top functions: " + ", ".join("%s %.1f%%" % (f, 100.0 * c / total) for f, c in fn_cost.most_common(6)))
-src_cache = {}
-for (fl, ln), c in cost.most_common(top):
-    if fl not in src_cache:
-        # callgrind glues the compile directory and an absolute DWARF path together with "//".
-        real = "/" + fl.rsplit("//", 1)[1] if "//" in fl else fl
-        try:
-            src_cache[fl] = open(real).read().split("\n")
-        except OSError:
-            src_cache[fl] = []
-    text = src_cache[fl][ln - 1].strip() if 0 < ln <= len(src_cache[fl]) else ""
-    short = "/".join(fl.split("/")[-2:])
-    print("%5.1f%%  %s:%d  %s" % (100.0 * c / total, short, ln, text[:100]))
-EOF
+        python3 "$here/cgreport.py" lines "$prof/$name.shoal.cg" "$lines"
     done
 fi
 exit $status

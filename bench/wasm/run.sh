@@ -2,13 +2,17 @@
 # run.sh: the interpreter benchmark. Builds the kernels in this folder natively and to wasm32-wasi (both
 # with clang-14 -O2, so the comparison measures the engine, not the compiler), runs each natively, on
 # Shoal (`shoal run`) and on Node.js's V8 (node_wasi.mjs), checks that all three print the same output,
-# and prints a Markdown table of the best of N wall-clock times with ratios and geometric means.
+# and prints a Markdown table of the best of N CPU (or wall-clock) times with ratios and geometric means.
 #
 # usage: bench/wasm/run.sh [--build-dir DIR] [--reps N] [--only a,b,...] [--timeout S]
-#                          [--shoal PATH] [--no-shoal] [--no-node] [--check] [--build-only]
+#                          [--clock cpu|wall] [--shoal PATH] [--no-shoal] [--no-node] [--check]
+#                          [--build-only]
 #   --build-dir DIR  CMake build dir holding (or to build) the `shoal` CLI; default <repo>/build.
 #                    The benchmark binaries go to DIR/bench-wasm.
 #   --reps N         timed runs per program and engine; the best is reported (default 3).
+#   --clock cpu|wall cpu (default): user+system CPU seconds of the process, which the other jobs on a
+#                    shared machine disturb far less than wall-clock time; it includes Node's compiler
+#                    and GC threads. wall: elapsed seconds (use on an otherwise idle machine).
 #   --check          small sizes, one run each: a correctness test (used by ctest), not a benchmark.
 #   --build-only     build the native and wasm binaries, run nothing (profile.sh uses it).
 # Exit status: 0 when every engine that ran printed the native output; 1 on a mismatch or failure;
@@ -19,6 +23,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build="$root/build"
 reps=3
+clock=cpu
 only=""
 limit=600
 shoal=""
@@ -31,6 +36,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --build-dir) build=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
+    --clock) clock=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --timeout) limit=$2; shift 2 ;;
     --shoal) shoal=$2; shift 2 ;;
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
     *) echo "run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
+case "$clock" in cpu | wall) ;; *) echo "run.sh: --clock is cpu or wall" >&2; exit 2 ;; esac
 case "$reps" in '' | *[!0-9]* | 0) echo "run.sh: --reps wants a positive integer" >&2; exit 2 ;; esac
 mkdir -p "$build" || exit 2
 build=$(cd "$build" && pwd)
@@ -112,10 +119,13 @@ measure() { # engine name size command...
     shift 3
     best=""
     fail=""
-    local n=$([ $check = 1 ] && echo 1 || echo "$reps") i t0 t1 rc dt
+    local n=$([ $check = 1 ] && echo 1 || echo "$reps") i t0 t1 rc dt TIMEFORMAT=%3U+%3S
     for ((i = 0; i < n; i++)); do
+        # `time` reports the CPU time of the whole process tree (timeout and its child) once it is
+        # reaped; EPOCHREALTIME brackets the wall-clock time.
         t0=$EPOCHREALTIME
-        timeout "$limit" "$@" "$size" >"$out/logs/$name.$engine.out" 2>"$out/logs/$name.$engine.err"
+        { time timeout "$limit" "$@" "$size" >"$out/logs/$name.$engine.out" 2>"$out/logs/$name.$engine.err"; } \
+            2>"$out/logs/$name.$engine.time"
         rc=$?
         t1=$EPOCHREALTIME
         if [ $rc != 0 ]; then
@@ -126,7 +136,11 @@ measure() { # engine name size command...
             fail="wrong output"
             return
         fi
-        dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+        if [ $clock = wall ]; then
+            dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+        else
+            dt=$(awk -F+ '{ printf "%.3f", $1 + $2 }' "$out/logs/$name.$engine.time")
+        fi
         if [ -z "$best" ] || awk -v a="$dt" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$dt; fi
     done
 }
@@ -188,7 +202,7 @@ done
         printf "| **geomean** (programs) | | | | %s | %s |\n", gs, gv
     }'
 echo
-echo "best of $([ $check = 1 ] && echo 1 || echo "$reps") runs, wall-clock seconds per process;" \
+echo "best of $([ $check = 1 ] && echo 1 || echo "$reps") runs, $([ $clock = cpu ] && echo "CPU (user+sys)" || echo "wall-clock") seconds per process;" \
     "load average: $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
 [ -n "$shoal_note" ] && echo "shoal: $shoal_note"
 [ -n "$node_note" ] && echo "node: $node_note"

@@ -39,6 +39,12 @@ static void run_usage(FILE *out) {
             "  --device D           compute device for shoal_tensor: cpu (default), cuda or cuda:N\n"
             "  --memory M           guest memory: host (cpu default), mapped (cuda default: registered\n"
             "                       with the GPU, zero-copy), unified (CUDA managed) or copy (baseline)\n"
+            "  --nn-preload NAME:GGML:AUTO|CPU|GPU:PATH\n"
+            "                       preload a model for wasi_ephemeral_nn and shoal_llm, once, shared by\n"
+            "                       every session; AUTO = the GPU when there is one (repeatable)\n"
+            "  --nn-threads N       CPU threads for preloaded models (default: all)\n"
+            "  --trace[=summary]    print each host call (arguments, result, duration, bytes moved) and at\n"
+            "                       exit a summary of time in the guest, in host calls and on the device\n"
             "  -h, --help           this text\n"
             "\n"
             "exit status: the guest's exit code (proc_exit, or 0 when _start returns); 1 when the module\n"
@@ -175,11 +181,12 @@ static int run_check_imports(const char *path, const shoal_module *m) {
     for (uint32_t i = 0; i < n; i++) {
         shoal_extern_desc d;
         if (shoal_module_import(m, i, &d) && strcmp(d.module, "wasi_snapshot_preview1") != 0 &&
-            strcmp(d.module, "shoal_tensor") != 0) {
+            strcmp(d.module, "shoal_tensor") != 0 && strcmp(d.module, "wasi_ephemeral_nn") != 0 &&
+            strcmp(d.module, "shoal_llm") != 0) {
             static const char *const kinds[] = {"function", "table", "memory", "global"};
             fprintf(stderr,
                     "shoal: %s: unresolvable import: %s \"%s\" \"%s\" (shoal run provides "
-                    "wasi_snapshot_preview1 and shoal_tensor)\n",
+                    "wasi_snapshot_preview1, shoal_tensor, wasi_ephemeral_nn and shoal_llm)\n",
                     path, d.kind <= SHOAL_EXTERN_GLOBAL ? kinds[d.kind] : "extern", d.module, d.name);
             return 0;
         }
@@ -206,11 +213,17 @@ int cmd_run(int argc, char **argv) {
     shoal_memory_mode memory_mode = SHOAL_MEMORY_DEFAULT;
     shoal_device *device = NULL;
     shoal_tensor_ctx *tensors = NULL;
+    const char **preloads = calloc((size_t)argc, sizeof *preloads);
+    int npreloads = 0, trace_mode = 0; /* 1: every call, 2: summary only */
+    uint64_t nn_threads = 0;
+    shoal_nn_registry *nn_models = NULL;
+    shoal_nn_ctx *nn = NULL;
+    shoal_trace *trace = NULL;
     RunTimer timer = {.done = 0};
     int timer_started = 0;
     shoal_error err;
     memset(&err, 0, sizeof err);
-    if (!dirs || !dirbufs || !envs) {
+    if (!dirs || !dirbufs || !envs || !preloads) {
         fprintf(stderr, "shoal run: out of memory\n");
         goto done;
     }
@@ -227,10 +240,15 @@ int cmd_run(int argc, char **argv) {
             status = 0;
             goto done;
         }
+        if (!strcmp(opt, "--trace") || !strcmp(opt, "--trace=summary")) {
+            trace_mode = opt[7] ? 2 : 1;
+            continue;
+        }
         const char *eq = strchr(opt, '=');
         size_t nlen = eq && !strncmp(opt, "--", 2) ? (size_t)(eq - opt) : strlen(opt);
         static const char *const with_value[] = {"--dir",     "--env",        "--fuel",  "--timeout",
-                                                    "--max-memory", "--device", "--memory"};
+                                                    "--max-memory", "--device", "--memory",
+                                                    "--nn-preload", "--nn-threads"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (strlen(with_value[k]) == nlen && !strncmp(opt, with_value[k], nlen))
@@ -273,6 +291,13 @@ int cmd_run(int argc, char **argv) {
         } else if (!strncmp(opt, "--fuel", nlen)) {
             if (!run_parse_u64(val, &fuel) || fuel == 0) {
                 fprintf(stderr, "shoal run: --fuel '%s': expected a positive integer\n", val);
+                goto usage;
+            }
+        } else if (!strncmp(opt, "--nn-preload", nlen)) {
+            preloads[npreloads++] = val;
+        } else if (!strncmp(opt, "--nn-threads", nlen)) {
+            if (!run_parse_u64(val, &nn_threads) || nn_threads > 1024) {
+                fprintf(stderr, "shoal run: --nn-threads '%s': expected a number of threads\n", val);
                 goto usage;
             }
         } else if (!strncmp(opt, "--device", nlen)) {
@@ -347,8 +372,31 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "shoal: %s\n", err.message);
         goto done;
     }
+    /* Models are preloaded once, on the host; the guest names them (wasi_ephemeral_nn, shoal_llm). */
+    if (shoal_nn_registry_new(&nn_models, &err) != SHOAL_OK) {
+        fprintf(stderr, "shoal: %s\n", err.message);
+        goto done;
+    }
+    for (int k = 0; k < npreloads; k++) {
+        if (shoal_nn_registry_preload(nn_models, preloads[k], (uint32_t)nn_threads, &err) != SHOAL_OK) {
+            fprintf(stderr, "shoal: --nn-preload %s: %s\n", preloads[k], err.message);
+            goto done;
+        }
+    }
+    if (shoal_nn_ctx_new(nn_models, &nn, &err) != SHOAL_OK || shoal_nn_add_imports(nn, imports, &err) != SHOAL_OK) {
+        fprintf(stderr, "shoal: %s\n", err.message);
+        goto done;
+    }
     shoal_instance_config ic = {.limits = {.fuel = fuel, .max_memory_pages = max_pages},
                                 .memory_provider = shoal_device_memory_provider(device)};
+    if (trace_mode) {
+        if (shoal_trace_new(module, 2, trace_mode == 1, &trace, &err) != SHOAL_OK) {
+            fprintf(stderr, "shoal: %s\n", err.message);
+            goto done;
+        }
+        shoal_trace_attach(trace, &ic);
+        shoal_trace_start(trace);
+    }
     shoal_status st = shoal_instantiate(module, imports, &ic, &instance, &err);
     if (st == SHOAL_ERR_TRAP) {
         run_report_trap(path, &err, 0, 0);
@@ -383,7 +431,10 @@ int cmd_run(int argc, char **argv) {
     }
 
     int32_t code = 0;
+    shoal_trace_start(trace);
     st = shoal_wasi_run(wasi, instance, &code, &err);
+    fflush(stdout);
+    shoal_trace_summary(trace, shoal_nn_ctx_device_ns(nn));
     int fired = 0;
     if (timer_started) {
         pthread_mutex_lock(&timer.lock);
@@ -413,11 +464,15 @@ usage:
     status = RUN_EXIT_USAGE;
 done:
     shoal_tensor_ctx_free(tensors); /* waits for the device before the memory goes */
+    shoal_trace_free(trace);
+    shoal_nn_ctx_free(nn);
     shoal_instance_free(instance);
     shoal_imports_free(imports);
     shoal_wasi_free(wasi);
     shoal_module_free(module);
     shoal_device_close(device);
+    shoal_nn_registry_free(nn_models);
+    free(preloads);
     for (int k = 0; dirbufs && k < ndirs; k++)
         free(dirbufs[k]);
     free(dirbufs);

@@ -122,6 +122,14 @@ void shoal_session_reset(shoal_session *session) {
     lsession_reset(session->s);
 }
 
+shoal_status shoal_session_truncate(shoal_session *session, uint32_t n, shoal_error *err) {
+    if (n > session->s->pos)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "cannot truncate to %u: only %u positions are filled", n,
+                               session->s->pos);
+    session->s->pos = n; /* positions >= pos are never read (lsession_reset) */
+    return SHOAL_OK;
+}
+
 uint32_t shoal_session_position(const shoal_session *session) {
     return session->s->pos;
 }

@@ -18,6 +18,7 @@
 typedef struct cpu_state {
     lthread_pool *pool;
     const lcpu_kernels *k;
+    uint64_t par_min; /* jobs with less work (multiply-adds) run on the calling thread */
     pthread_mutex_t mu;
 } cpu_state;
 
@@ -32,11 +33,12 @@ struct lbackend_ctx {
 
 /* ---- helpers ---------------------------------------------------------------------------------------- */
 
-/* Jobs smaller than this many multiply-adds run on the calling thread: waking the pool costs more. */
+/* Jobs smaller than this many multiply-adds run on the calling thread: waking the pool costs more.
+ * SHOAL_CPU_PAR_MIN overrides it (tests set 1 to make small models use every thread). */
 #define PAR_MIN_WORK (1u << 16)
 
 static void run(lbackend_ctx *ctx, lthread_fn fn, void *arg, uint64_t work) {
-    if (work < PAR_MIN_WORK || lthread_count(ctx->cs->pool) == 1) {
+    if (work < ctx->cs->par_min || lthread_count(ctx->cs->pool) == 1) {
         fn(arg, 0, 1);
         return;
     }
@@ -368,6 +370,8 @@ shoal_status lcpu_create(const lbackend_opts *opts, lbackend **out, shoal_error 
         return st;
     }
     cs->k = lcpu_kernels_get(0);
+    const char *pm = getenv("SHOAL_CPU_PAR_MIN");
+    cs->par_min = pm && *pm ? strtoull(pm, NULL, 10) : PAR_MIN_WORK;
     be->name = "cpu";
     be->host_visible = true;
     be->describe = cpu_describe;

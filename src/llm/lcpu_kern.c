@@ -3,9 +3,9 @@
  * vector helpers attention uses. Two sets: portable C and x86-64 AVX2+FMA+F16C (per-function target
  * attributes, so the file builds with the default -march and the choice is made at run time).
  *
- * The GEMM kernels tile 4 weight rows x 2 activation rows: each weight vector loaded is used twice and
- * each activation vector four times, which keeps prefill compute-bound rather than load-bound, while a
- * decode step (one activation row) degenerates to 4 independent accumulators per row group.
+ * The GEMM kernels tile 4 weight rows x 3 (float) or 2 (quantised) activation rows: each weight vector
+ * loaded is used for every activation row of the tile and each activation vector for four rows, which
+ * keeps prefill compute-bound rather than load-bound; a decode step (one activation row) uses 4x1 tiles.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,8 +18,6 @@
 #include <immintrin.h>
 #endif
 
-#define RT 4 /* weight rows per tile */
-#define TT 2 /* activation rows per tile */
 
 /* ---- portable C ------------------------------------------------------------------------------------ */
 
@@ -182,53 +180,100 @@ AVX2_INLINE float load1(lmodel_dtype dt, const uint8_t *row, uint32_t c) {
     return load_w_generic(dt, row, c);
 }
 
-/* One R x T tile of a float-weight GEMM; R and T are constants after inlining, so acc lives in registers. */
-AVX2_INLINE void tile_float(lmodel_dtype dt, int R, int T, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+/* Float-weight tiles. The accumulators are written out by hand: compilers do not reliably unroll loops over
+ * arrays of vectors into registers, and a spilled accumulator halves the speed. */
+AVX2_INLINE float tail_dot(lmodel_dtype dt, const uint8_t *w, const float *x, uint32_t c, uint32_t cols) {
+    float s = 0;
+    for (; c < cols; c++)
+        s += load1(dt, w, c) * x[c];
+    return s;
+}
+
+/* 4 weight rows x 3 activation rows: 12 accumulators, 3 activation vectors and 1 weight vector = 16 ymm. */
+AVX2_INLINE void tile_f_4x3(lmodel_dtype dt, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
                             uint32_t cols, float *out, size_t os) {
-    __m256 acc[RT][TT];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            acc[r][t] = _mm256_setzero_ps();
+    const float *x0 = (const float *)x, *x1 = (const float *)(x + xs), *x2 = (const float *)(x + 2 * xs);
+    const uint8_t *w0 = w, *w1 = w + ws, *w2 = w + 2 * ws, *w3 = w + 3 * ws;
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
+    __m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
     uint32_t c = 0;
     for (; c + 8 <= cols; c += 8) {
-        __m256 xv[TT];
-        for (int t = 0; t < T; t++)
-            xv[t] = _mm256_loadu_ps((const float *)(x + t * xs) + c);
-        for (int r = 0; r < R; r++) {
-            __m256 wv = load8(dt, w + r * ws, c);
-            for (int t = 0; t < T; t++)
-                acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
-        }
+        __m256 v0 = _mm256_loadu_ps(x0 + c), v1 = _mm256_loadu_ps(x1 + c), v2 = _mm256_loadu_ps(x2 + c), wv;
+        wv = load8(dt, w0, c);
+        a00 = _mm256_fmadd_ps(wv, v0, a00), a01 = _mm256_fmadd_ps(wv, v1, a01), a02 = _mm256_fmadd_ps(wv, v2, a02);
+        wv = load8(dt, w1, c);
+        a10 = _mm256_fmadd_ps(wv, v0, a10), a11 = _mm256_fmadd_ps(wv, v1, a11), a12 = _mm256_fmadd_ps(wv, v2, a12);
+        wv = load8(dt, w2, c);
+        a20 = _mm256_fmadd_ps(wv, v0, a20), a21 = _mm256_fmadd_ps(wv, v1, a21), a22 = _mm256_fmadd_ps(wv, v2, a22);
+        wv = load8(dt, w3, c);
+        a30 = _mm256_fmadd_ps(wv, v0, a30), a31 = _mm256_fmadd_ps(wv, v1, a31), a32 = _mm256_fmadd_ps(wv, v2, a32);
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++) {
-            float s = hsum(acc[r][t]);
-            for (uint32_t k = c; k < cols; k++)
-                s += load1(dt, w + r * ws, k) * ((const float *)(x + t * xs))[k];
-            out[t * os + r] = s;
-        }
+    const float *xs3[3] = {x0, x1, x2};
+    const uint8_t *ws4[4] = {w0, w1, w2, w3};
+    __m256 acc[4][3] = {{a00, a01, a02}, {a10, a11, a12}, {a20, a21, a22}, {a30, a31, a32}};
+    for (int r = 0; r < 4; r++)
+        for (int t = 0; t < 3; t++)
+            out[t * os + r] = hsum(acc[r][t]) + tail_dot(dt, ws4[r], xs3[t], c, cols);
+}
+
+/* 4 weight rows x 1 activation row (decode), two accumulators per row to hide FMA latency. */
+AVX2_INLINE void tile_f_4x1(lmodel_dtype dt, const uint8_t *w, size_t ws, const uint8_t *x, uint32_t cols,
+                            float *out) {
+    const float *x0 = (const float *)x;
+    const uint8_t *w0 = w, *w1 = w + ws, *w2 = w + 2 * ws, *w3 = w + 3 * ws;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    uint32_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m256 v = _mm256_loadu_ps(x0 + c), u = _mm256_loadu_ps(x0 + c + 8);
+        a0 = _mm256_fmadd_ps(load8(dt, w0, c), v, a0);
+        a1 = _mm256_fmadd_ps(load8(dt, w1, c), v, a1);
+        a2 = _mm256_fmadd_ps(load8(dt, w2, c), v, a2);
+        a3 = _mm256_fmadd_ps(load8(dt, w3, c), v, a3);
+        b0 = _mm256_fmadd_ps(load8(dt, w0, c + 8), u, b0);
+        b1 = _mm256_fmadd_ps(load8(dt, w1, c + 8), u, b1);
+        b2 = _mm256_fmadd_ps(load8(dt, w2, c + 8), u, b2);
+        b3 = _mm256_fmadd_ps(load8(dt, w3, c + 8), u, b3);
+    }
+    for (; c + 8 <= cols; c += 8) {
+        __m256 v = _mm256_loadu_ps(x0 + c);
+        a0 = _mm256_fmadd_ps(load8(dt, w0, c), v, a0);
+        a1 = _mm256_fmadd_ps(load8(dt, w1, c), v, a1);
+        a2 = _mm256_fmadd_ps(load8(dt, w2, c), v, a2);
+        a3 = _mm256_fmadd_ps(load8(dt, w3, c), v, a3);
+    }
+    out[0] = hsum(_mm256_add_ps(a0, b0)) + tail_dot(dt, w0, x0, c, cols);
+    out[1] = hsum(_mm256_add_ps(a1, b1)) + tail_dot(dt, w1, x0, c, cols);
+    out[2] = hsum(_mm256_add_ps(a2, b2)) + tail_dot(dt, w2, x0, c, cols);
+    out[3] = hsum(_mm256_add_ps(a3, b3)) + tail_dot(dt, w3, x0, c, cols);
+}
+
+AVX2_INLINE float tile_f_1x1(lmodel_dtype dt, const uint8_t *w, const float *x, uint32_t cols) {
+    __m256 a = _mm256_setzero_ps(), b = a;
+    uint32_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        a = _mm256_fmadd_ps(load8(dt, w, c), _mm256_loadu_ps(x + c), a);
+        b = _mm256_fmadd_ps(load8(dt, w, c + 8), _mm256_loadu_ps(x + c + 8), b);
+    }
+    for (; c + 8 <= cols; c += 8)
+        a = _mm256_fmadd_ps(load8(dt, w, c), _mm256_loadu_ps(x + c), a);
+    return hsum(_mm256_add_ps(a, b)) + tail_dot(dt, w, x, c, cols);
 }
 
 AVX2_INLINE void gemm_float_avx2(lmodel_dtype dt, const uint8_t *w, size_t ws, uint32_t nrows, const uint8_t *x,
                                  size_t xs, uint32_t ntok, uint32_t cols, float *out, size_t os) {
     /* Rows in blocks of 16 so a block's weights stay in L2 while every activation row passes over them. */
     for (uint32_t r0 = 0; r0 < nrows; r0 += 16) {
-        uint32_t r1 = r0 + 16 < nrows ? r0 + 16 : nrows;
+        uint32_t r1 = r0 + 16 < nrows ? r0 + 16 : nrows, r4 = r0 + (r1 - r0) / 4 * 4;
         uint32_t t = 0;
-        for (; t + TT <= ntok; t += TT) {
-            uint32_t r = r0;
-            for (; r + RT <= r1; r += RT)
-                tile_float(dt, RT, TT, w + r * ws, ws, x + t * xs, xs, cols, out + t * os + r, os);
-            for (; r < r1; r++)
-                tile_float(dt, 1, TT, w + r * ws, ws, x + t * xs, xs, cols, out + t * os + r, os);
-        }
-        for (; t < ntok; t++) {
-            uint32_t r = r0;
-            for (; r + RT <= r1; r += RT)
-                tile_float(dt, RT, 1, w + r * ws, ws, x + t * xs, xs, cols, out + t * os + r, os);
-            for (; r < r1; r++)
-                tile_float(dt, 1, 1, w + r * ws, ws, x + t * xs, xs, cols, out + t * os + r, os);
-        }
+        for (; t + 3 <= ntok; t += 3)
+            for (uint32_t r = r0; r < r4; r += 4)
+                tile_f_4x3(dt, w + r * ws, ws, x + t * xs, xs, cols, out + t * os + r, os);
+        for (; t < ntok; t++)
+            for (uint32_t r = r0; r < r4; r += 4)
+                tile_f_4x1(dt, w + r * ws, ws, x + t * xs, cols, out + t * os + r);
+        for (uint32_t r = r4; r < r1; r++)
+            for (t = 0; t < ntok; t++)
+                out[t * os + r] = tile_f_1x1(dt, w + r * ws, (const float *)(x + t * xs), cols);
     }
 }
 
@@ -269,52 +314,79 @@ AVX2_INLINE __m256 dot_i8(__m256i a, __m256i b) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
 }
 
-AVX2_INLINE void tile_quant(lmodel_dtype dt, int R, int T, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
-                            uint32_t nb, float *out, size_t os) {
-    __m256 acc[RT][TT];
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            acc[r][t] = _mm256_setzero_ps();
+#define QACC(acc, wq, wd, xq, xd) acc = _mm256_fmadd_ps(_mm256_set1_ps((wd) * (xd)), dot_i8(wq, xq), acc)
+
+/* 4 weight rows x 2 activation rows of quantised blocks. */
+AVX2_INLINE void tile_q_4x2(lmodel_dtype dt, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, uint32_t nb,
+                            float *out, size_t os) {
+    const lmodel_block_q8_0 *x0 = (const lmodel_block_q8_0 *)x, *x1 = (const lmodel_block_q8_0 *)(x + xs);
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
     for (uint32_t b = 0; b < nb; b++) {
-        __m256i xq[TT];
-        float xd[TT];
-        for (int t = 0; t < T; t++) {
-            const lmodel_block_q8_0 *xb = (const lmodel_block_q8_0 *)(x + t * xs) + b;
-            xq[t] = _mm256_loadu_si256((const __m256i *)xb->qs);
-            xd[t] = _cvtsh_ss(xb->d);
-        }
-        for (int r = 0; r < R; r++) {
-            float wd;
-            __m256i wq = wblock(dt, w + r * ws, b, &wd);
-            for (int t = 0; t < T; t++)
-                acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd[t]), dot_i8(wq, xq[t]), acc[r][t]);
-        }
+        __m256i q0 = _mm256_loadu_si256((const __m256i *)x0[b].qs), q1 = _mm256_loadu_si256((const __m256i *)x1[b].qs);
+        float d0 = _cvtsh_ss(x0[b].d), d1 = _cvtsh_ss(x1[b].d), wd;
+        __m256i wq = wblock(dt, w, b, &wd);
+        QACC(a00, wq, wd, q0, d0);
+        QACC(a01, wq, wd, q1, d1);
+        wq = wblock(dt, w + ws, b, &wd);
+        QACC(a10, wq, wd, q0, d0);
+        QACC(a11, wq, wd, q1, d1);
+        wq = wblock(dt, w + 2 * ws, b, &wd);
+        QACC(a20, wq, wd, q0, d0);
+        QACC(a21, wq, wd, q1, d1);
+        wq = wblock(dt, w + 3 * ws, b, &wd);
+        QACC(a30, wq, wd, q0, d0);
+        QACC(a31, wq, wd, q1, d1);
     }
-    for (int r = 0; r < R; r++)
-        for (int t = 0; t < T; t++)
-            out[t * os + r] = hsum(acc[r][t]);
+    out[0] = hsum(a00), out[os] = hsum(a01);
+    out[1] = hsum(a10), out[os + 1] = hsum(a11);
+    out[2] = hsum(a20), out[os + 2] = hsum(a21);
+    out[3] = hsum(a30), out[os + 3] = hsum(a31);
+}
+
+AVX2_INLINE void tile_q_4x1(lmodel_dtype dt, const uint8_t *w, size_t ws, const uint8_t *x, uint32_t nb, float *out) {
+    const lmodel_block_q8_0 *x0 = (const lmodel_block_q8_0 *)x;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (uint32_t b = 0; b < nb; b++) {
+        __m256i q0 = _mm256_loadu_si256((const __m256i *)x0[b].qs);
+        float d0 = _cvtsh_ss(x0[b].d), wd;
+        __m256i wq = wblock(dt, w, b, &wd);
+        QACC(a0, wq, wd, q0, d0);
+        wq = wblock(dt, w + ws, b, &wd);
+        QACC(a1, wq, wd, q0, d0);
+        wq = wblock(dt, w + 2 * ws, b, &wd);
+        QACC(a2, wq, wd, q0, d0);
+        wq = wblock(dt, w + 3 * ws, b, &wd);
+        QACC(a3, wq, wd, q0, d0);
+    }
+    out[0] = hsum(a0), out[1] = hsum(a1), out[2] = hsum(a2), out[3] = hsum(a3);
+}
+
+AVX2_INLINE float tile_q_1x1(lmodel_dtype dt, const uint8_t *w, const uint8_t *x, uint32_t nb) {
+    const lmodel_block_q8_0 *x0 = (const lmodel_block_q8_0 *)x;
+    __m256 a = _mm256_setzero_ps();
+    for (uint32_t b = 0; b < nb; b++) {
+        float wd;
+        __m256i wq = wblock(dt, w, b, &wd);
+        QACC(a, wq, wd, _mm256_loadu_si256((const __m256i *)x0[b].qs), _cvtsh_ss(x0[b].d));
+    }
+    return hsum(a);
 }
 
 AVX2_INLINE void gemm_quant_avx2(lmodel_dtype dt, const uint8_t *w, size_t ws, uint32_t nrows, const uint8_t *x,
                                  size_t xs, uint32_t ntok, uint32_t cols, float *out, size_t os) {
     uint32_t nb = cols / 32;
     for (uint32_t r0 = 0; r0 < nrows; r0 += 16) {
-        uint32_t r1 = r0 + 16 < nrows ? r0 + 16 : nrows;
+        uint32_t r1 = r0 + 16 < nrows ? r0 + 16 : nrows, r4 = r0 + (r1 - r0) / 4 * 4;
         uint32_t t = 0;
-        for (; t + TT <= ntok; t += TT) {
-            uint32_t r = r0;
-            for (; r + RT <= r1; r += RT)
-                tile_quant(dt, RT, TT, w + r * ws, ws, x + t * xs, xs, nb, out + t * os + r, os);
-            for (; r < r1; r++)
-                tile_quant(dt, 1, TT, w + r * ws, ws, x + t * xs, xs, nb, out + t * os + r, os);
-        }
-        for (; t < ntok; t++) {
-            uint32_t r = r0;
-            for (; r + RT <= r1; r += RT)
-                tile_quant(dt, RT, 1, w + r * ws, ws, x + t * xs, xs, nb, out + t * os + r, os);
-            for (; r < r1; r++)
-                tile_quant(dt, 1, 1, w + r * ws, ws, x + t * xs, xs, nb, out + t * os + r, os);
-        }
+        for (; t + 2 <= ntok; t += 2)
+            for (uint32_t r = r0; r < r4; r += 4)
+                tile_q_4x2(dt, w + r * ws, ws, x + t * xs, xs, nb, out + t * os + r, os);
+        for (; t < ntok; t++)
+            for (uint32_t r = r0; r < r4; r += 4)
+                tile_q_4x1(dt, w + r * ws, ws, x + t * xs, nb, out + t * os + r);
+        for (uint32_t r = r4; r < r1; r++)
+            for (t = 0; t < ntok; t++)
+                out[t * os + r] = tile_q_1x1(dt, w + r * ws, x + t * xs, nb);
     }
 }
 

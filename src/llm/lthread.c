@@ -40,7 +40,9 @@ static inline void cpu_relax(void) {
 static void *worker_main(void *p) {
     worker *w = p;
     lthread_pool *pool = w->pool;
-    unsigned seen = atomic_load(&pool->gen);
+    /* Jobs are counted from 0, the generation at creation; reading pool->gen here instead would miss a
+     * job issued before this thread first ran. */
+    unsigned seen = 0;
     for (;;) {
         unsigned g;
         int spins = 0;

@@ -24,6 +24,64 @@
 
 #define SW_IOV_MAX 1024 /* Linux's IOV_MAX: longer iovec lists are served partially (a short read/write) */
 
+/* --- host errors and file types ------------------------------------------------------------------- */
+
+uint16_t swasi_errno(int e) {
+    switch (e) {
+    case 0: return SW_ESUCCESS;
+    case E2BIG: return SW_E2BIG;
+    case EACCES: return SW_EACCES;
+    case EAGAIN: return SW_EAGAIN;
+    case EBADF: return SW_EBADF;
+    case EBUSY: return SW_EBUSY;
+    case EEXIST: return SW_EEXIST;
+    case EFAULT: return SW_EFAULT;
+    case EFBIG: return SW_EFBIG;
+    case EINTR: return SW_EINTR;
+    case EINVAL: return SW_EINVAL;
+    case EIO: return SW_EIO;
+    case EISDIR: return SW_EISDIR;
+    case ELOOP: return SW_ELOOP;
+    case EMFILE: return SW_EMFILE;
+    case EMLINK: return SW_EMLINK;
+    case ENAMETOOLONG: return SW_ENAMETOOLONG;
+    case ENFILE: return SW_ENFILE;
+    case ENODEV: return SW_ENODEV;
+    case ENOENT: return SW_ENOENT;
+    case ENOMEM: return SW_ENOMEM;
+    case ENOSPC: return SW_ENOSPC;
+    case ENOSYS: return SW_ENOSYS;
+    case ENOTDIR: return SW_ENOTDIR;
+    case ENOTEMPTY: return SW_ENOTEMPTY;
+    case EOPNOTSUPP: return SW_ENOTSUP;
+    case ENOTTY: return SW_ENOTTY;
+    case ENXIO: return SW_ENXIO;
+    case EOVERFLOW: return SW_EOVERFLOW;
+    case EPERM: return SW_EPERM;
+    case EPIPE: return SW_EPIPE;
+    case ERANGE: return SW_ERANGE;
+    case EROFS: return SW_EROFS;
+    case ESPIPE: return SW_ESPIPE;
+    case ETXTBSY: return SW_ETXTBSY;
+    case EXDEV: return SW_EXDEV;
+    case EDQUOT: return 19; /* dquot */
+    case EILSEQ: return 25; /* ilseq */
+    default: return SW_EIO;
+    }
+}
+
+uint8_t swasi_filetype(unsigned mode) {
+    switch (mode & S_IFMT) {
+    case S_IFREG: return SW_FT_REGULAR_FILE;
+    case S_IFDIR: return SW_FT_DIRECTORY;
+    case S_IFCHR: return SW_FT_CHARACTER_DEVICE;
+    case S_IFBLK: return SW_FT_BLOCK_DEVICE;
+    case S_IFLNK: return SW_FT_SYMBOLIC_LINK;
+    case S_IFSOCK: return SW_FT_SOCKET_STREAM;
+    default: return SW_FT_UNKNOWN; /* FIFOs have no preview1 type */
+    }
+}
+
 /* --- the fd table --------------------------------------------------------------------------------- */
 
 SWasiFd *swasi_fd(shoal_wasi *w, int32_t fd, uint64_t need, uint16_t *e) {
@@ -741,30 +799,30 @@ static const SWasiImport sw_imports[] = {
     {"fd_fdstat_get", "ii:i", sw_fd_fdstat_get},
     {"fd_fdstat_set_flags", "ii:i", sw_fd_fdstat_set_flags},
     {"fd_fdstat_set_rights", "iII:i", sw_fd_fdstat_set_rights},
-    {"fd_filestat_get", "ii:i", swasi_fd_filestat_get},
-    {"fd_filestat_set_size", "iI:i", swasi_fd_filestat_set_size},
-    {"fd_filestat_set_times", "iIIi:i", swasi_fd_filestat_set_times},
+    {"fd_filestat_get", "ii:i", swasi_fs_fd_filestat_get},
+    {"fd_filestat_set_size", "iI:i", swasi_fs_fd_filestat_set_size},
+    {"fd_filestat_set_times", "iIIi:i", swasi_fs_fd_filestat_set_times},
     {"fd_pread", "iiiIi:i", sw_fd_pread},
     {"fd_prestat_get", "ii:i", sw_fd_prestat_get},
     {"fd_prestat_dir_name", "iii:i", sw_fd_prestat_dir_name},
     {"fd_pwrite", "iiiIi:i", sw_fd_pwrite},
     {"fd_read", "iiii:i", sw_fd_read},
-    {"fd_readdir", "iiiIi:i", swasi_fd_readdir},
+    {"fd_readdir", "iiiIi:i", swasi_fs_fd_readdir},
     {"fd_renumber", "ii:i", sw_fd_renumber},
     {"fd_seek", "iIii:i", sw_fd_seek},
     {"fd_sync", "i:i", sw_fd_sync},
     {"fd_tell", "ii:i", sw_fd_tell},
     {"fd_write", "iiii:i", sw_fd_write},
-    {"path_create_directory", "iii:i", swasi_path_create_directory},
-    {"path_filestat_get", "iiiii:i", swasi_path_filestat_get},
-    {"path_filestat_set_times", "iiiiIIi:i", swasi_path_filestat_set_times},
-    {"path_link", "iiiiiii:i", swasi_path_link},
-    {"path_open", "iiiiiIIii:i", swasi_path_open_fn},
-    {"path_readlink", "iiiiii:i", swasi_path_readlink},
-    {"path_remove_directory", "iii:i", swasi_path_remove_directory},
-    {"path_rename", "iiiiii:i", swasi_path_rename},
-    {"path_symlink", "iiiii:i", swasi_path_symlink},
-    {"path_unlink_file", "iii:i", swasi_path_unlink_file},
+    {"path_create_directory", "iii:i", swasi_fs_path_create_directory},
+    {"path_filestat_get", "iiiii:i", swasi_fs_path_filestat_get},
+    {"path_filestat_set_times", "iiiiIIi:i", swasi_fs_path_filestat_set_times},
+    {"path_link", "iiiiiii:i", swasi_fs_path_link},
+    {"path_open", "iiiiiIIii:i", swasi_fs_path_open},
+    {"path_readlink", "iiiiii:i", swasi_fs_path_readlink},
+    {"path_remove_directory", "iii:i", swasi_fs_path_remove_directory},
+    {"path_rename", "iiiiii:i", swasi_fs_path_rename},
+    {"path_symlink", "iiiii:i", swasi_fs_path_symlink},
+    {"path_unlink_file", "iii:i", swasi_fs_path_unlink_file},
     {"poll_oneoff", "iiii:i", sw_poll_oneoff},
     {"proc_exit", "i:", sw_proc_exit},
     {"proc_raise", "i:i", sw_nosys},

@@ -163,16 +163,16 @@ struct shoal_wasi {
 };
 
 /* swasi.c */
+uint16_t swasi_errno(int host_errno); /* host errno -> preview1 errno */
+uint8_t swasi_filetype(unsigned st_mode);
 SWasiFd *swasi_fd(shoal_wasi *w, int32_t fd, uint64_t need_rights, uint16_t *errno_out);
 uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, uint64_t inh, uint32_t *out);
 void swasi_fd_release(SWasiFd *f);
 
-/* swasi_path.c: host errno -> WASI errno, st_mode -> filetype, and resolution confined to the directory `root`. Both return a WASI errno.
+/* swasi_path.c: resolution confined to the directory `root`. Both return a WASI errno.
  * swasi_path_open opens `path` with open(2) flags (O_NOFOLLOW is added when !follow), *out owned.
  * swasi_path_parent opens the directory that holds the last component (*dir, owned, O_PATH) and copies
  * that component into last (NUL-terminated, never "", "." or ".."; a trailing '/' sets *trailing_slash). */
-uint16_t swasi_errno(int host_errno);
-uint8_t swasi_filetype(unsigned st_mode);
 uint16_t swasi_path_open(int root, const char *path, int flags, unsigned mode, int follow, int *out);
 uint16_t swasi_path_parent(int root, const char *path, int *dir, char *last, size_t last_cap, int *trailing_slash);
 /* Probes openat2 once; SHOAL_WASI_NO_OPENAT2=1 in the environment forces the walk (for tests). */
@@ -198,22 +198,22 @@ static inline uint32_t sw_get32(const uint8_t *p) {
 }
 static inline uint64_t sw_get64(const uint8_t *p) { return (uint64_t)sw_get32(p) | ((uint64_t)sw_get32(p + 4) << 32); }
 
-/* Host functions of swasi_fs.c (signature strings in swasi.c's table). */
+/* Host functions of swasi_fs.c, named after the preview1 function (signature strings in swasi.c's table). */
 #define SW_HOSTFN(name) shoal_status name(shoal_call *call, const shoal_val *a, shoal_val *r, void *user)
-SW_HOSTFN(swasi_fd_filestat_get);
-SW_HOSTFN(swasi_fd_filestat_set_size);
-SW_HOSTFN(swasi_fd_filestat_set_times);
-SW_HOSTFN(swasi_fd_readdir);
-SW_HOSTFN(swasi_path_create_directory);
-SW_HOSTFN(swasi_path_filestat_get);
-SW_HOSTFN(swasi_path_filestat_set_times);
-SW_HOSTFN(swasi_path_link);
-SW_HOSTFN(swasi_path_open_fn);
-SW_HOSTFN(swasi_path_readlink);
-SW_HOSTFN(swasi_path_remove_directory);
-SW_HOSTFN(swasi_path_rename);
-SW_HOSTFN(swasi_path_symlink);
-SW_HOSTFN(swasi_path_unlink_file);
+SW_HOSTFN(swasi_fs_fd_filestat_get);
+SW_HOSTFN(swasi_fs_fd_filestat_set_size);
+SW_HOSTFN(swasi_fs_fd_filestat_set_times);
+SW_HOSTFN(swasi_fs_fd_readdir);
+SW_HOSTFN(swasi_fs_path_create_directory);
+SW_HOSTFN(swasi_fs_path_filestat_get);
+SW_HOSTFN(swasi_fs_path_filestat_set_times);
+SW_HOSTFN(swasi_fs_path_link);
+SW_HOSTFN(swasi_fs_path_open);
+SW_HOSTFN(swasi_fs_path_readlink);
+SW_HOSTFN(swasi_fs_path_remove_directory);
+SW_HOSTFN(swasi_fs_path_rename);
+SW_HOSTFN(swasi_fs_path_symlink);
+SW_HOSTFN(swasi_fs_path_unlink_file);
 
 #define SW_RET(e) (r[0].i32 = (int32_t)(e), SHOAL_OK)
 #define SW_PATH_MAX 4096

@@ -51,7 +51,7 @@ static uint16_t sw_times(uint64_t atim, uint64_t mtim, uint32_t fst, struct time
 
 /* --- fd_filestat_*, fd_readdir ---------------------------------------------------------------------- */
 
-SW_HOSTFN(swasi_fd_filestat_get) {
+SW_HOSTFN(swasi_fs_fd_filestat_get) {
     uint16_t e;
     SWasiFd *f = swasi_fd(user, a[0].i32, SW_R_FD_FILESTAT_GET, &e);
     if (!f)
@@ -66,7 +66,7 @@ SW_HOSTFN(swasi_fd_filestat_get) {
     return SW_RET(SW_ESUCCESS);
 }
 
-SW_HOSTFN(swasi_fd_filestat_set_size) {
+SW_HOSTFN(swasi_fs_fd_filestat_set_size) {
     (void)call;
     uint16_t e;
     SWasiFd *f = swasi_fd(user, a[0].i32, SW_R_FD_FILESTAT_SET_SIZE, &e);
@@ -77,7 +77,7 @@ SW_HOSTFN(swasi_fd_filestat_set_size) {
     return SW_RET(ftruncate(f->host, (off_t)a[1].i64) < 0 ? swasi_errno(errno) : SW_ESUCCESS);
 }
 
-SW_HOSTFN(swasi_fd_filestat_set_times) {
+SW_HOSTFN(swasi_fs_fd_filestat_set_times) {
     (void)call;
     uint16_t e;
     SWasiFd *f = swasi_fd(user, a[0].i32, SW_R_FD_FILESTAT_SET_TIMES, &e);
@@ -110,7 +110,7 @@ static uint8_t sw_dirent_type(DIR *d, const struct dirent *de) {
 /* Cookies are entry indexes: cookie n means "from the n-th entry on". The stream stays open between
  * calls, so listing in order never rewinds; an entry that does not fit is written partially (filling the
  * buffer, which tells wasi-libc to retry with a larger one) and is read again by the next call. */
-SW_HOSTFN(swasi_fd_readdir) {
+SW_HOSTFN(swasi_fs_fd_readdir) {
     uint16_t e;
     SWasiFd *f = swasi_fd(user, a[0].i32, SW_R_FD_READDIR, &e);
     if (!f)
@@ -191,7 +191,7 @@ static SWasiFd *sw_dir_path(shoal_call *call, shoal_wasi *w, int32_t fd, uint64_
     return f;
 }
 
-SW_HOSTFN(swasi_path_open_fn) {
+SW_HOSTFN(swasi_fs_path_open) {
     shoal_wasi *w = user;
     char path[SW_PATH_MAX];
     uint32_t oflags = (uint32_t)a[4].i32 & 0xffff, fdflags = (uint32_t)a[7].i32 & 0xffff;
@@ -235,7 +235,7 @@ SW_HOSTFN(swasi_path_open_fn) {
     return SW_RET(SW_ESUCCESS);
 }
 
-SW_HOSTFN(swasi_path_filestat_get) {
+SW_HOSTFN(swasi_fs_path_filestat_get) {
     char path[SW_PATH_MAX];
     uint16_t e;
     SWasiFd *dir = sw_dir_path(call, user, a[0].i32, SW_R_PATH_FILESTAT_GET, (uint32_t)a[2].i32, (uint32_t)a[3].i32,
@@ -256,7 +256,7 @@ SW_HOSTFN(swasi_path_filestat_get) {
     return SW_RET(e);
 }
 
-SW_HOSTFN(swasi_path_filestat_set_times) {
+SW_HOSTFN(swasi_fs_path_filestat_set_times) {
     char path[SW_PATH_MAX];
     uint16_t e;
     SWasiFd *dir = sw_dir_path(call, user, a[0].i32, SW_R_PATH_FILESTAT_SET_TIMES, (uint32_t)a[2].i32,
@@ -286,7 +286,7 @@ static uint16_t sw_parent(shoal_call *call, shoal_wasi *w, int32_t fd, uint64_t 
     return swasi_path_parent(dir->host, path, pdir, last, 256, trailing);
 }
 
-SW_HOSTFN(swasi_path_create_directory) {
+SW_HOSTFN(swasi_fs_path_create_directory) {
     char last[256];
     int d, tr;
     uint16_t e = sw_parent(call, user, a[0].i32, SW_R_PATH_CREATE_DIRECTORY, (uint32_t)a[1].i32, (uint32_t)a[2].i32,
@@ -298,7 +298,7 @@ SW_HOSTFN(swasi_path_create_directory) {
     return SW_RET(e);
 }
 
-SW_HOSTFN(swasi_path_remove_directory) {
+SW_HOSTFN(swasi_fs_path_remove_directory) {
     char last[256];
     int d, tr;
     uint16_t e = sw_parent(call, user, a[0].i32, SW_R_PATH_REMOVE_DIRECTORY, (uint32_t)a[1].i32, (uint32_t)a[2].i32,
@@ -310,7 +310,7 @@ SW_HOSTFN(swasi_path_remove_directory) {
     return SW_RET(e);
 }
 
-SW_HOSTFN(swasi_path_unlink_file) {
+SW_HOSTFN(swasi_fs_path_unlink_file) {
     char last[256];
     int d, tr;
     uint16_t e = sw_parent(call, user, a[0].i32, SW_R_PATH_UNLINK_FILE, (uint32_t)a[1].i32, (uint32_t)a[2].i32, &d,
@@ -328,7 +328,7 @@ SW_HOSTFN(swasi_path_unlink_file) {
     return SW_RET(e);
 }
 
-SW_HOSTFN(swasi_path_rename) {
+SW_HOSTFN(swasi_fs_path_rename) {
     char last1[256], last2[256];
     int d1 = -1, d2 = -1, tr1, tr2;
     uint16_t e = sw_parent(call, user, a[0].i32, SW_R_PATH_RENAME_SOURCE, (uint32_t)a[1].i32, (uint32_t)a[2].i32,
@@ -352,7 +352,7 @@ done:
     return SW_RET(e);
 }
 
-SW_HOSTFN(swasi_path_symlink) {
+SW_HOSTFN(swasi_fs_path_symlink) {
     char target[SW_PATH_MAX], last[256];
     uint16_t e = swasi_guest_path(call, (uint32_t)a[0].i32, (uint32_t)a[1].i32, target, sizeof target);
     if (e)
@@ -368,7 +368,7 @@ SW_HOSTFN(swasi_path_symlink) {
     return SW_RET(e);
 }
 
-SW_HOSTFN(swasi_path_readlink) {
+SW_HOSTFN(swasi_fs_path_readlink) {
     char last[256];
     uint32_t buf_len = (uint32_t)a[4].i32;
     uint8_t *buf = shoal_call_mem(call, (uint32_t)a[3].i32, buf_len);
@@ -393,7 +393,7 @@ SW_HOSTFN(swasi_path_readlink) {
     return SW_RET(e);
 }
 
-SW_HOSTFN(swasi_path_link) {
+SW_HOSTFN(swasi_fs_path_link) {
     char last1[256], last2[256];
     int d1 = -1, d2 = -1, tr1, tr2, src = -1;
     uint16_t e = sw_parent(call, user, a[0].i32, SW_R_PATH_LINK_SOURCE, (uint32_t)a[2].i32, (uint32_t)a[3].i32, &d1,

@@ -23,7 +23,6 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -61,64 +60,6 @@ void swasi_path_init(void) {
     if (fd >= 0)
         close((int)fd);
     atomic_store(&sw_openat2, fd < 0 && (errno == ENOSYS || errno == EPERM) ? 0 : 1);
-}
-
-/* --- host errors and file types ------------------------------------------------------------------ */
-
-uint16_t swasi_errno(int e) {
-    switch (e) {
-    case 0: return SW_ESUCCESS;
-    case E2BIG: return SW_E2BIG;
-    case EACCES: return SW_EACCES;
-    case EAGAIN: return SW_EAGAIN;
-    case EBADF: return SW_EBADF;
-    case EBUSY: return SW_EBUSY;
-    case EEXIST: return SW_EEXIST;
-    case EFAULT: return SW_EFAULT;
-    case EFBIG: return SW_EFBIG;
-    case EINTR: return SW_EINTR;
-    case EINVAL: return SW_EINVAL;
-    case EIO: return SW_EIO;
-    case EISDIR: return SW_EISDIR;
-    case ELOOP: return SW_ELOOP;
-    case EMFILE: return SW_EMFILE;
-    case EMLINK: return SW_EMLINK;
-    case ENAMETOOLONG: return SW_ENAMETOOLONG;
-    case ENFILE: return SW_ENFILE;
-    case ENODEV: return SW_ENODEV;
-    case ENOENT: return SW_ENOENT;
-    case ENOMEM: return SW_ENOMEM;
-    case ENOSPC: return SW_ENOSPC;
-    case ENOSYS: return SW_ENOSYS;
-    case ENOTDIR: return SW_ENOTDIR;
-    case ENOTEMPTY: return SW_ENOTEMPTY;
-    case EOPNOTSUPP: return SW_ENOTSUP;
-    case ENOTTY: return SW_ENOTTY;
-    case ENXIO: return SW_ENXIO;
-    case EOVERFLOW: return SW_EOVERFLOW;
-    case EPERM: return SW_EPERM;
-    case EPIPE: return SW_EPIPE;
-    case ERANGE: return SW_ERANGE;
-    case EROFS: return SW_EROFS;
-    case ESPIPE: return SW_ESPIPE;
-    case ETXTBSY: return SW_ETXTBSY;
-    case EXDEV: return SW_EXDEV;
-    case EDQUOT: return 19; /* dquot */
-    case EILSEQ: return 25; /* ilseq */
-    default: return SW_EIO;
-    }
-}
-
-uint8_t swasi_filetype(unsigned mode) {
-    switch (mode & S_IFMT) {
-    case S_IFREG: return SW_FT_REGULAR_FILE;
-    case S_IFDIR: return SW_FT_DIRECTORY;
-    case S_IFCHR: return SW_FT_CHARACTER_DEVICE;
-    case S_IFBLK: return SW_FT_BLOCK_DEVICE;
-    case S_IFLNK: return SW_FT_SYMBOLIC_LINK;
-    case S_IFSOCK: return SW_FT_SOCKET_STREAM;
-    default: return SW_FT_UNKNOWN; /* FIFOs have no preview1 type */
-    }
 }
 
 /* --- resolution ------------------------------------------------------------------------------------ */

@@ -44,6 +44,8 @@ static const WInfo winfo[256 + 32] = {
 /* The numeric instructions 0x45..0xC4 are listed in sops.h in opcode order, so one addition maps them. */
 _Static_assert(SO_i64_extend32_s - SO_i32_eqz == 0xC4 - 0x45, "sops.h numeric ops follow opcode order");
 _Static_assert(SO_i64_load32_u - SO_i32_load == 0x35 - 0x28, "sops.h loads follow opcode order");
+_Static_assert(SO_i64_load32_u_ai - SO_i32_load_ai == 0x35 - 0x28, "sops.h fused loads follow opcode order");
+_Static_assert(SO_i64_load32_u_ab - SO_i32_load_ab == 0x35 - 0x28, "sops.h fused loads follow opcode order");
 _Static_assert(SO_i64_store32 - SO_i32_store == 0x3E - 0x36, "sops.h stores follow opcode order");
 _Static_assert(SO_i64_trunc_sat_f64_u - SO_i32_trunc_sat_f32_s == 7, "sops.h trunc_sat ops in order");
 
@@ -66,11 +68,15 @@ typedef struct TCtl {
     uint32_t else_fix; /* C_IF: the operand of the br_unless that skips the then-branch */
 } TCtl;
 
+/* An instruction starts with its handler's address in OPW 32-bit units; operand k (from 1) is unit
+ * k + OPW - 1. */
+#define OPW 2
+
 typedef struct T {
     SModule *m;
     shoal_error *err;
     shoal_status status;
-    const int32_t *H;
+    const void *const *H;
     uint32_t nl; /* params + locals: the first stack slot */
     uint32_t nlocals_total;
     const SFuncType *ft;
@@ -129,9 +135,18 @@ static uint32_t emit_op(T *t, SOp op) {
     } else {
         t_fail(t, SHOAL_ERR_NOMEM, "out of memory");
     }
-    emit_u(t, (uint32_t)t->H[op]);
+    uintptr_t h = (uintptr_t)t->H[op];
+    emit_u(t, (uint32_t)h);
+    emit_u(t, (uint32_t)((uint64_t)h >> 32));
     t->last_valid = false;
     return pos;
+}
+
+/* Turns the instruction at pos into op (a superinstruction of the same shape). */
+static void set_handler(T *t, uint32_t pos, SOp op) {
+    uintptr_t h = (uintptr_t)t->H[op];
+    t->code[pos] = (uint32_t)h;
+    t->code[pos + 1] = (uint32_t)((uint64_t)h >> 32);
 }
 
 /* Marks the instruction just emitted at pos as the producer of stack position h (dst in unit 1). */
@@ -301,7 +316,7 @@ static void tr_br(T *t, uint32_t depth) {
         emit_moves(t, c);
         uint32_t pos = emit_op(t, SO_br);
         emit_u(t, 0);
-        link_branch(t, c, pos + 1);
+        link_branch(t, c, pos + OPW);
     }
     set_unreachable(t);
 }
@@ -330,10 +345,10 @@ static uint32_t try_fuse(T *t, bool negate) {
     if (!t->last_valid || t->last_dst_h != top || t->st[top].kind != E_STACK) return NONE;
     SOp f = negate ? fused_branch_negated(t->last_op) : fused_branch(t->last_op);
     if (f == SO_COUNT) return NONE;
-    t->code[t->last_pos] = (uint32_t)t->H[f];
+    set_handler(t, t->last_pos, f);
     t->last_valid = false;
     t->h--;
-    return t->last_pos + 1;
+    return t->last_pos + OPW;
 }
 
 static void tr_br_if(T *t, uint32_t depth) {
@@ -352,7 +367,7 @@ static void tr_br_if(T *t, uint32_t depth) {
         if (pos == NONE) {
             uint32_t a = slot_of(t, t->h - 1);
             t->h--;
-            pos = emit_op(t, SO_br_if) + 1;
+            pos = emit_op(t, SO_br_if) + OPW;
             emit_u(t, 0);
             emit_u(t, a);
         }
@@ -362,14 +377,14 @@ static void tr_br_if(T *t, uint32_t depth) {
     /* The values must move only when the branch is taken: skip over the moves when it is not. */
     uint32_t a = slot_of(t, t->h - 1);
     t->h--;
-    uint32_t skip = emit_op(t, SO_br_unless) + 1;
+    uint32_t skip = emit_op(t, SO_br_unless) + OPW;
     emit_u(t, 0);
     emit_u(t, a);
     if (c->kind == C_FUNC) {
         emit_return(t);
     } else {
         emit_moves(t, c);
-        uint32_t pos = emit_op(t, SO_br) + 1;
+        uint32_t pos = emit_op(t, SO_br) + OPW;
         emit_u(t, 0);
         link_branch(t, c, pos);
     }
@@ -417,7 +432,7 @@ static void tr_br_table(T *t, SReader *r) {
             emit_return(t);
         } else {
             emit_moves(t, c);
-            uint32_t p = emit_op(t, SO_br) + 1;
+            uint32_t p = emit_op(t, SO_br) + OPW;
             emit_u(t, 0);
             link_branch(t, c, p);
         }
@@ -481,7 +496,7 @@ static void tr_else(T *t) {
             return;
         }
         materialize_all(t, c->height);
-        uint32_t pos = emit_op(t, SO_br) + 1;
+        uint32_t pos = emit_op(t, SO_br) + OPW;
         emit_u(t, 0);
         link_branch(t, c, pos);
     }
@@ -544,6 +559,8 @@ static SOp imm_form(SOp op, bool swapped) {
     case SO_i32_shl: return swapped ? SO_COUNT : SO_i32_shl_imm;
     case SO_i32_shr_s: return swapped ? SO_COUNT : SO_i32_shr_s_imm;
     case SO_i32_shr_u: return swapped ? SO_COUNT : SO_i32_shr_u_imm;
+    case SO_i32_rotl: return swapped ? SO_COUNT : SO_i32_rotl_imm;
+    case SO_i32_rotr: return swapped ? SO_COUNT : SO_i32_rotr_imm;
     case SO_i32_lt_s: return swapped ? SO_i32_gt_s_imm : SO_i32_lt_s_imm;
     case SO_i32_lt_u: return swapped ? SO_i32_gt_u_imm : SO_i32_lt_u_imm;
     case SO_i32_gt_s: return swapped ? SO_i32_lt_s_imm : SO_i32_gt_s_imm;
@@ -606,7 +623,7 @@ static void tr_local_set(T *t, uint32_t l, bool tee) {
     TEnt *e = &t->st[top];
     if (e->kind == E_STACK && t->last_valid && t->last_dst_h == top) {
         /* The value was just computed: make its producer write the local directly. */
-        t->code[t->last_pos + 1] = l;
+        t->code[t->last_pos + OPW] = l;
         t->last_valid = false;
     } else if (e->kind == E_CONST) {
         emit_const(t, l, e->cval);
@@ -684,6 +701,24 @@ static void tr_generic(T *t, SOp op, uint32_t nin, bool result, const uint32_t *
         push(t, E_STACK, 0, 0);
         produced(t, op, pos, base);
     }
+}
+
+/* A load. When its address was just computed by an i32.add (the usual clang output for `p[k]`, since
+ * a memarg offset must not wrap), the add and the load become one instruction: the add's units stay,
+ * its handler becomes the fused load's, and the static offset is appended. */
+static void tr_load(T *t, SOp op, uint32_t offset) {
+    if (!need(t, 1)) return;
+    uint32_t top = t->h - 1;
+    if (t->last_valid && t->last_dst_h == top && t->st[top].kind == E_STACK &&
+        (t->last_op == SO_i32_add_imm || t->last_op == SO_i32_add) && t->status == SHOAL_OK) {
+        SOp f = (SOp)((t->last_op == SO_i32_add_imm ? SO_i32_load_ai : SO_i32_load_ab) + (op - SO_i32_load));
+        set_handler(t, t->last_pos, f);
+        emit_u(t, offset);
+        if (t->nmap >= 2) t->map[t->nmap - 1] = t->wasm_off; /* a trap is the load's */
+        produced(t, f, t->last_pos, top); /* its result is still unit 1: local.set can retarget it */
+        return;
+    }
+    tr_generic(t, op, 1, true, &offset, 1, false);
 }
 
 /* Skips the immediates of an instruction in unreachable code. */
@@ -786,7 +821,7 @@ static bool tr_body(T *t, SReader *r) {
                 uint32_t a = slot_of(t, cond);
                 t->h--;
                 materialize_all(t, 0);
-                pos = emit_op(t, SO_br_unless) + 1;
+                pos = emit_op(t, SO_br_unless) + OPW;
                 emit_u(t, 0);
                 emit_u(t, a);
             }
@@ -869,7 +904,7 @@ static bool tr_body(T *t, SReader *r) {
                 t_fail(t, SHOAL_ERR_INVALID, "unknown memory 0");
                 break;
             }
-            tr_generic(t, (SOp)(SO_i32_load + (key - 0x28)), 1, true, &v, 1, false);
+            tr_load(t, (SOp)(SO_i32_load + (key - 0x28)), v);
             break;
         case 0x36: case 0x37: case 0x38: case 0x39: case 0x3A: case 0x3B: case 0x3C: case 0x3D: case 0x3E:
             if (!rd32(t, r, &u) || !rd32(t, r, &v)) break;
@@ -1037,7 +1072,7 @@ static void code_free(SCode *c) {
     free(c);
 }
 
-static shoal_status comp_func(SModule *m, uint32_t fi, const int32_t *H, shoal_error *err) {
+static shoal_status comp_func(SModule *m, uint32_t fi, const void *const *H, shoal_error *err) {
     SFunc *f = &m->funcs[fi];
     T t;
     memset(&t, 0, sizeof t);
@@ -1134,7 +1169,7 @@ static shoal_status modexec_new(SModule *m, shoal_error *err) {
 shoal_status scomp_module(SModule *m, shoal_error *err) {
     shoal_status st = modexec_new(m, err);
     if (st != SHOAL_OK) return st;
-    const int32_t *H = sinterp_handlers();
+    const void *const *H = sinterp_handlers();
     for (uint32_t i = 0; i < m->nfuncs; i++) {
         if (m->funcs[i].imported) continue;
         shoal_status s = comp_func(m, i, H, err);

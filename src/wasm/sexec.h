@@ -111,6 +111,9 @@ struct shoal_instance {
     bool fuel_limited;
     atomic_int interrupt;
     void *user;
+    void (*host_call_hook)(void *, struct shoal_instance *, uint32_t, bool, const shoal_val *, uint32_t,
+                           shoal_status); /* shoal_instance_config.host_call_hook */
+    void *hook_user;
     struct shoal_instance *zombies, *zombies_next; /* failed instantiations kept alive (sinstance.c) */
     struct SExec *exec;    /* the execution stack of this instance's top-level calls (lazily allocated) */
 };
@@ -132,6 +135,7 @@ typedef struct SExec {
     int64_t fuel;          /* while running: the root instance's budget */
     bool fuel_limited;
     struct shoal_instance *root;
+    atomic_int *intr;      /* &root->interrupt */
 } SExec;
 
 struct shoal_call {
@@ -160,8 +164,8 @@ bool sexec_functype_equal(const SFuncType *a, const SFuncType *b);
 uint32_t scomp_wasm_offset(const SCode *c, const uint32_t *ip);
 
 /* sinterp.c */
-/* The handler offset table (indexed by the op enum of sops.h). */
-const int32_t *sinterp_handlers(void);
+/* The handler address table (indexed by the op enum of sops.h). */
+const void *const *sinterp_handlers(void);
 /* Runs f with its arguments in fp[0..nparams); results land in fp[0..nresults). fp lies in ex's slots. */
 shoal_status sinterp_call(SExec *ex, SFuncInst *f, SSlot *fp, shoal_error *err);
 

@@ -411,6 +411,8 @@ shoal_status shoal_instantiate(const shoal_module *module, const shoal_imports *
     if (config) {
         inst->limits = config->limits;
         inst->user = config->user;
+        inst->host_call_hook = config->host_call_hook;
+        inst->hook_user = config->hook_user;
     }
     if (inst->limits.fuel) {
         inst->fuel = inst->limits.fuel > INT64_MAX ? INT64_MAX : (int64_t)inst->limits.fuel;

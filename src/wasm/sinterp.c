@@ -126,7 +126,12 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
         err->trap = SHOAL_TRAP_NONE;
         err->message[0] = 0;
     }
+    shoal_instance *hi = f->inst; /* the importer: f->index is a function index of its module */
+    if (UNLIKELY(hi->host_call_hook != NULL))
+        hi->host_call_hook(hi->hook_user, hi, f->index, false, (const shoal_val *)args, ft->nparams, SHOAL_OK);
     shoal_status st = f->host(&call, (const shoal_val *)args, res, f->host_user);
+    if (UNLIKELY(hi->host_call_hook != NULL))
+        hi->host_call_hook(hi->hook_user, hi, f->index, true, res, ft->nresults, st);
     ex->top = saved_top;
     if (st != SHOAL_OK) {
         if (err && err->status == SHOAL_OK) {
@@ -144,24 +149,21 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
 
 /* ---- the loop ---------------------------------------------------------------------------------- */
 
-static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_error *err, int32_t *export_table) {
-    static const int32_t offsets[SO_COUNT] = {
-#define OP(name, layout) &&L_##name - &&L_copy,
+static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_error *err, const void **export_table) {
+    static const void *const labels[SO_COUNT] = {
+#define OP(name, layout) &&L_##name,
 #include "sops.h"
 #undef OP
     };
     if (export_table) {
-        memcpy(export_table, offsets, sizeof offsets);
+        memcpy(export_table, labels, sizeof labels);
         return SHOAL_OK;
     }
-    char *const base = (char *)&&L_copy;
 
+    /* Only ip, fp, mem, memsize and inst are hot: everything touched at calls and back edges only lives
+     * in *ex, so the compiler can keep the hot five in registers. */
     const uint32_t entry_depth = ex->depth;
-    uint32_t depth = entry_depth;
-    SFrame *const frames = ex->frames;
-    SSlot *const slots_end = ex->slots_end;
-    atomic_int *const intr = &ex->root->interrupt;
-    int64_t fuel = ex->fuel;
+    ex->intr = &ex->root->interrupt;
 
     SFuncInst *cur = entry;
     shoal_instance *inst = cur->inst;
@@ -176,13 +178,20 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
     SSlot *nfp;
     const uint32_t *ret_ip;
 
-#define DISPATCH() goto *(void *)(base + (int32_t)*ip)
+/* An instruction is its handler's address (two units, read unaligned), then operand units U(1).. */
+#define DISPATCH()                  \
+    do {                            \
+        const void *h_;             \
+        memcpy(&h_, ip, sizeof h_); \
+        goto *h_;                   \
+    } while (0)
+#define U(k) ip[(k) + 1]
 #define NEXT(n)          \
     do {                 \
-        ip += (n);       \
+        ip += (n) + 1;   \
         DISPATCH();      \
     } while (0)
-#define S(k) fp[ip[k]]
+#define S(k) fp[U(k)]
 #define TRAP(kind)  \
     do {            \
         tk = (kind); \
@@ -192,11 +201,12 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
 /* Taken branch through the offset in unit k; a backward one pays fuel and polls the interrupt flag. */
 #define BRANCH(k)                                                                                   \
     do {                                                                                            \
-        int32_t o_ = (int32_t)ip[k];                                                                \
-        ip += (k) + o_;                                                                             \
+        int32_t o_ = (int32_t)U(k);                                                                 \
+        ip += (k) + 1 + o_;                                                                         \
         if (o_ < 0) {                                                                               \
-            fuel += o_;                                                                             \
-            if (UNLIKELY(fuel < 0 || atomic_load_explicit(intr, memory_order_relaxed))) goto poll; \
+            ex->fuel += o_;                                                                         \
+            if (UNLIKELY(ex->fuel < 0 || atomic_load_explicit(ex->intr, memory_order_relaxed)))     \
+                goto poll;                                                                          \
         }                                                                                           \
         DISPATCH();                                                                                 \
     } while (0)
@@ -211,10 +221,10 @@ L_copy:
     S(1).u64 = S(2).u64;
     NEXT(3);
 L_const32:
-    S(1).u64 = ip[2];
+    S(1).u64 = U(2);
     NEXT(3);
 L_const64:
-    S(1).u64 = (uint64_t)ip[2] | (uint64_t)ip[3] << 32;
+    S(1).u64 = (uint64_t)U(2) | (uint64_t)U(3) << 32;
     NEXT(4);
 L_unreachable:
     TRAP(SHOAL_TRAP_UNREACHABLE);
@@ -227,7 +237,7 @@ L_br_unless:
     if (!S(2).i32) BRANCH(1);
     NEXT(3);
 L_br_table: {
-    uint32_t i = S(1).u32, n = ip[2];
+    uint32_t i = S(1).u32, n = U(2);
     if (i > n) i = n;
     BRANCH(3 + i);
 }
@@ -236,47 +246,54 @@ L_select:
     NEXT(5);
 
 L_call:
-    callee = inst->funcs[ip[1]];
-    nfp = fp + ip[2];
-    ret_ip = ip + 3;
+    callee = inst->funcs[U(1)];
+    nfp = fp + U(2);
+    ret_ip = ip + 4;
     goto call;
 L_call_indirect: {
-    STable *tb = inst->tables[ip[2]];
+    STable *tb = inst->tables[U(2)];
     uint32_t i = S(3).u32;
     if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_UNDEFINED_ELEMENT);
     callee = tb->elems[i];
     if (UNLIKELY(!callee)) TRAP(SHOAL_TRAP_UNINITIALIZED_ELEMENT);
-    const SFuncType *want = inst->types[ip[1]];
+    const SFuncType *want = inst->types[U(1)];
     if (UNLIKELY(callee->type != want && !sexec_functype_equal(callee->type, want)))
         TRAP(SHOAL_TRAP_INDIRECT_TYPE);
-    nfp = fp + ip[4];
-    ret_ip = ip + 5;
+    nfp = fp + U(4);
+    ret_ip = ip + 6;
     goto call;
 }
 call:
     if (UNLIKELY(!callee->code)) {
-        ex->depth = depth;
-        ex->fuel = fuel;
         st = call_host(ex, callee, nfp, inst, err);
-        fuel = ex->fuel;
         if (UNLIKELY(st != SHOAL_OK)) goto host_failed;
         mem = inst->mem0->base;
         memsize = inst->mem0->size;
         ip = ret_ip;
         DISPATCH();
     }
-    if (UNLIKELY(depth >= ex->max_depth)) TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
-    frames[depth].ret_ip = ret_ip;
-    frames[depth].fp = fp;
-    frames[depth].func = cur;
-    depth++;
+    if (UNLIKELY(ex->depth >= ex->max_depth)) TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
+    {
+        SFrame *fr = &ex->frames[ex->depth++];
+        fr->ret_ip = ret_ip;
+        fr->fp = fp;
+        fr->func = cur;
+    }
 enter: {
     const SCode *c = callee->code;
-    if (UNLIKELY((size_t)(slots_end - nfp) < c->frame_slots)) {
-        if (depth > entry_depth) depth--;
+    if (UNLIKELY((size_t)(ex->slots_end - nfp) < c->frame_slots)) {
+        if (ex->depth > entry_depth) ex->depth--;
         TRAP(SHOAL_TRAP_STACK_EXHAUSTED);
     }
-    memset(nfp + c->nparams, 0, (size_t)c->nlocals * sizeof(SSlot));
+    {
+        /* Functions have few locals: a plain loop beats a memset call. The empty asm keeps compilers
+         * from turning the loop back into one. */
+        SSlot *l = nfp + c->nparams, *e = l + c->nlocals;
+        for (; l < e; l++) {
+            l->u64 = 0;
+            __asm__("" : "+r"(l));
+        }
+    }
     fp = nfp;
     cur = callee;
     if (cur->inst != inst) {
@@ -285,16 +302,18 @@ enter: {
         memsize = inst->mem0->size;
     }
     ip = c->code;
-    fuel -= c->fuel_cost;
-    if (UNLIKELY(fuel < 0 || atomic_load_explicit(intr, memory_order_relaxed))) goto poll;
+    ex->fuel -= c->fuel_cost;
+    if (UNLIKELY(ex->fuel < 0 || atomic_load_explicit(ex->intr, memory_order_relaxed))) goto poll;
     DISPATCH();
 }
 L_return_:
-    if (depth == entry_depth) goto done;
-    depth--;
-    ip = frames[depth].ret_ip;
-    fp = frames[depth].fp;
-    cur = frames[depth].func;
+    if (ex->depth == entry_depth) goto done;
+    {
+        const SFrame *fr = &ex->frames[--ex->depth];
+        ip = fr->ret_ip;
+        fp = fr->fp;
+        cur = fr->func;
+    }
     inst = cur->inst;
     /* The callee may have grown the memory (or switched instances). */
     mem = inst->mem0->base;
@@ -302,42 +321,42 @@ L_return_:
     DISPATCH();
 
 L_global_get:
-    S(1) = inst->globals[ip[2]]->val;
+    S(1) = inst->globals[U(2)]->val;
     NEXT(3);
 L_global_set:
-    inst->globals[ip[1]]->val = S(2);
+    inst->globals[U(1)]->val = S(2);
     NEXT(3);
 
 L_ref_is_null:
     SET_I32(1, S(2).ref == NULL);
     NEXT(3);
 L_ref_func:
-    S(1).ref = inst->funcs[ip[2]];
+    S(1).ref = inst->funcs[U(2)];
     NEXT(3);
 L_table_get: {
-    STable *tb = inst->tables[ip[2]];
+    STable *tb = inst->tables[U(2)];
     uint32_t i = S(3).u32;
     if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     S(1).ref = tb->elems[i];
     NEXT(4);
 }
 L_table_set: {
-    STable *tb = inst->tables[ip[1]];
+    STable *tb = inst->tables[U(1)];
     uint32_t i = S(2).u32;
     if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     tb->elems[i] = S(3).ref;
     NEXT(4);
 }
 L_table_size:
-    SET_I32(1, inst->tables[ip[2]]->size);
+    SET_I32(1, inst->tables[U(2)]->size);
     NEXT(3);
 L_table_grow: {
-    int64_t r = stable_grow(inst->tables[ip[2]], S(4).u32, S(3).ref);
+    int64_t r = stable_grow(inst->tables[U(2)], S(4).u32, S(3).ref);
     SET_I32(1, (uint32_t)r);
     NEXT(5);
 }
 L_table_fill: {
-    STable *tb = inst->tables[ip[1]];
+    STable *tb = inst->tables[U(1)];
     uint32_t i = S(2).u32, n = S(4).u32;
     void *v = S(3).ref;
     if (UNLIKELY((uint64_t)i + n > tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
@@ -345,52 +364,70 @@ L_table_fill: {
     NEXT(5);
 }
 L_table_copy: {
-    STable *td = inst->tables[ip[1]], *ts = inst->tables[ip[2]];
+    STable *td = inst->tables[U(1)], *ts = inst->tables[U(2)];
     uint32_t d = S(3).u32, s = S(4).u32, n = S(5).u32;
     if (UNLIKELY((uint64_t)d + n > td->size || (uint64_t)s + n > ts->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     if (n) memmove(td->elems + d, ts->elems + s, (size_t)n * sizeof(void *));
     NEXT(6);
 }
 L_table_init: {
-    STable *tb = inst->tables[ip[1]];
-    SElemInst *seg = &inst->elems[ip[2]];
+    STable *tb = inst->tables[U(1)];
+    SElemInst *seg = &inst->elems[U(2)];
     uint32_t d = S(3).u32, s = S(4).u32, n = S(5).u32;
     if (UNLIKELY((uint64_t)s + n > seg->count || (uint64_t)d + n > tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     if (n) memcpy(tb->elems + d, seg->refs + s, (size_t)n * sizeof(void *));
     NEXT(6);
 }
 L_elem_drop:
-    inst->elems[ip[1]].count = 0;
+    inst->elems[U(1)].count = 0;
     NEXT(2);
 
 /* Loads: unit 2 is the address slot, unit 3 the static offset. */
 #define LOAD(name, n, ctype, store_expr)                                \
     L_##name: {                                                         \
-        uint64_t ea = (uint64_t)S(2).u32 + ip[3];                       \
+        uint64_t ea = (uint64_t)S(2).u32 + U(3);                       \
         if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
         ctype v;                                                        \
         memcpy(&v, mem + ea, (n));                                      \
         store_expr;                                                     \
         NEXT(4);                                                        \
     }
-    LOAD(i32_load, 4, uint32_t, S(1).u64 = v)
-    LOAD(i64_load, 8, uint64_t, S(1).u64 = v)
-    LOAD(f32_load, 4, uint32_t, S(1).u64 = v)
-    LOAD(f64_load, 8, uint64_t, S(1).u64 = v)
-    LOAD(i32_load8_s, 1, int8_t, SET_I32(1, (int32_t)v))
-    LOAD(i32_load8_u, 1, uint8_t, SET_I32(1, v))
-    LOAD(i32_load16_s, 2, int16_t, SET_I32(1, (int32_t)v))
-    LOAD(i32_load16_u, 2, uint16_t, SET_I32(1, v))
-    LOAD(i64_load8_s, 1, int8_t, S(1).i64 = v)
-    LOAD(i64_load8_u, 1, uint8_t, S(1).u64 = v)
-    LOAD(i64_load16_s, 2, int16_t, S(1).i64 = v)
-    LOAD(i64_load16_u, 2, uint16_t, S(1).u64 = v)
-    LOAD(i64_load32_s, 4, int32_t, S(1).i64 = v)
-    LOAD(i64_load32_u, 4, uint32_t, S(1).u64 = v)
+#define LOAD_AI(name, n, ctype, store_expr)                              \
+    L_##name##_ai: {                                                    \
+        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + U(3)) + U(4);   \
+        if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
+        ctype v;                                                        \
+        memcpy(&v, mem + ea, (n));                                      \
+        store_expr;                                                     \
+        NEXT(5);                                                        \
+    }                                                                   \
+    L_##name##_ab: {                                                    \
+        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + S(3).u32) + U(4); \
+        if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
+        ctype v;                                                        \
+        memcpy(&v, mem + ea, (n));                                      \
+        store_expr;                                                     \
+        NEXT(5);                                                        \
+    }
+#define LOADS(name, n, ctype, store_expr) LOAD(name, n, ctype, store_expr) LOAD_AI(name, n, ctype, store_expr)
+    LOADS(i32_load, 4, uint32_t, S(1).u64 = v)
+    LOADS(i64_load, 8, uint64_t, S(1).u64 = v)
+    LOADS(f32_load, 4, uint32_t, S(1).u64 = v)
+    LOADS(f64_load, 8, uint64_t, S(1).u64 = v)
+    LOADS(i32_load8_s, 1, int8_t, SET_I32(1, (int32_t)v))
+    LOADS(i32_load8_u, 1, uint8_t, SET_I32(1, v))
+    LOADS(i32_load16_s, 2, int16_t, SET_I32(1, (int32_t)v))
+    LOADS(i32_load16_u, 2, uint16_t, SET_I32(1, v))
+    LOADS(i64_load8_s, 1, int8_t, S(1).i64 = v)
+    LOADS(i64_load8_u, 1, uint8_t, S(1).u64 = v)
+    LOADS(i64_load16_s, 2, int16_t, S(1).i64 = v)
+    LOADS(i64_load16_u, 2, uint16_t, S(1).u64 = v)
+    LOADS(i64_load32_s, 4, int32_t, S(1).i64 = v)
+    LOADS(i64_load32_u, 4, uint32_t, S(1).u64 = v)
 /* Stores: unit 1 is the address slot, unit 2 the value; little-endian hosts store the low bytes. */
 #define STORE(name, n)                                                  \
     L_##name: {                                                         \
-        uint64_t ea = (uint64_t)S(1).u32 + ip[3];                       \
+        uint64_t ea = (uint64_t)S(1).u32 + U(3);                       \
         if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
         memcpy(mem + ea, &S(2), (n));                                   \
         NEXT(4);                                                        \
@@ -417,13 +454,13 @@ L_memory_grow: {
 }
 L_memory_init: {
     uint32_t d = S(2).u32, s = S(3).u32, n = S(4).u32;
-    uint32_t seg_size = inst->data_sizes[ip[1]];
+    uint32_t seg_size = inst->data_sizes[U(1)];
     if (UNLIKELY((uint64_t)s + n > seg_size || (uint64_t)d + n > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);
-    if (n) memcpy(mem + d, inst->module->m.datas[ip[1]].bytes + s, n);
+    if (n) memcpy(mem + d, inst->module->m.datas[U(1)].bytes + s, n);
     NEXT(5);
 }
 L_data_drop:
-    inst->data_sizes[ip[1]] = 0;
+    inst->data_sizes[U(1)] = 0;
     NEXT(2);
 L_memory_copy: {
     uint32_t d = S(1).u32, s = S(2).u32, n = S(3).u32;
@@ -453,7 +490,7 @@ L_memory_fill: {
 #define IMM(name, expr)                       \
     L_##name: {                               \
         SSlot a = S(2);                       \
-        uint32_t k = ip[3];                   \
+        uint32_t k = U(3);                   \
         expr;                                 \
         NEXT(4);                              \
     }
@@ -673,6 +710,8 @@ L_memory_fill: {
     IMM(i32_le_u_imm, SET_I32(1, a.u32 <= k))
     IMM(i32_ge_s_imm, SET_I32(1, a.i32 >= (int32_t)k))
     IMM(i32_ge_u_imm, SET_I32(1, a.u32 >= k))
+    IMM(i32_rotl_imm, SET_I32(1, rotl32(a.u32, k)))
+    IMM(i32_rotr_imm, SET_I32(1, rotr32(a.u32, k)))
     IMM(i64_add_imm, S(1).u64 = a.u64 + (uint64_t)(int64_t)(int32_t)k)
 
 /* Compare and branch: unit 1 is the offset, 2 and 3 the operands (3 an immediate for _imm). */
@@ -686,7 +725,7 @@ L_memory_fill: {
 #define BRCI(name, cond)                      \
     L_br_##name: {                            \
         SSlot a = S(2);                       \
-        uint32_t k = ip[3];                   \
+        uint32_t k = U(3);                   \
         if (cond) BRANCH(1);                  \
         NEXT(4);                              \
     }
@@ -716,20 +755,20 @@ L_br_i32_eqz:
 
 poll:
     /* A backward branch or call found the budget spent or the interrupt flag set. */
-    if (atomic_load_explicit(intr, memory_order_relaxed)) TRAP(SHOAL_TRAP_INTERRUPTED);
-    if (fuel < 0) {
+    if (atomic_load_explicit(ex->intr, memory_order_relaxed)) TRAP(SHOAL_TRAP_INTERRUPTED);
+    if (ex->fuel < 0) {
         if (ex->fuel_limited) TRAP(SHOAL_TRAP_FUEL_EXHAUSTED);
-        fuel = INT64_MAX; /* unlimited: the counter merely wrapped its huge start value */
+        ex->fuel = INT64_MAX; /* unlimited: the counter merely wrapped its huge start value */
     }
     DISPATCH();
 
 trap:
     ex->depth = entry_depth;
-    ex->fuel = fuel < 0 ? 0 : fuel;
+    if (ex->fuel < 0) ex->fuel = 0;
     return sexec_trap(err, tk, cur, ip);
 host_failed:
     ex->depth = entry_depth;
-    ex->fuel = fuel < 0 ? 0 : fuel;
+    if (ex->fuel < 0) ex->fuel = 0;
     if (err && err->func_index == SHOAL_NO_FUNC && cur->code) {
         /* Locate a host trap at the calling instruction. */
         shoal_error keep = *err;
@@ -742,15 +781,14 @@ host_failed:
     return st;
 done:
     ex->depth = entry_depth;
-    ex->fuel = fuel;
     return SHOAL_OK;
 }
 
-static int32_t handler_table[SO_COUNT];
+static const void *handler_table[SO_COUNT];
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static void handlers_init(void) { run(NULL, NULL, NULL, NULL, handler_table); }
 
-const int32_t *sinterp_handlers(void) {
+const void *const *sinterp_handlers(void) {
     pthread_once(&handler_once, handlers_init);
     return handler_table;
 }

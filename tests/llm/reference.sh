@@ -24,9 +24,9 @@ PROMPTS=("1" "1 300 400 500 301 260 270"
 for m in "${MODELS[@]}"; do
     for p in "${PROMPTS[@]}"; do
         for cfg in "--threads 1" "--threads 2 --batch 8 --split 3" "--threads 2 GENERIC"; do
-            env=()
+            env=(SHOAL_CPU_PAR_MIN=1) # every op on every thread, even for these small models
             args=${cfg/ GENERIC/}
-            [ "$args" != "$cfg" ] && env=(SHOAL_CPU_GENERIC=1)
+            [ "$args" != "$cfg" ] && env+=(SHOAL_CPU_GENERIC=1)
             # shellcheck disable=SC2086
             if ! env "${env[@]}" "$DUMP" "$m" "$TMP/d" -n 160 $args $p; then
                 echo "FAIL: llm_dump $m $cfg"; fail=1; continue
@@ -35,6 +35,13 @@ for m in "${MODELS[@]}"; do
             "$PY" "$HERE/ref.py" "$m" --compare "$TMP/d" --tol 1e-4 || fail=1
         done
     done
+    # The same weights through GGUF (shoal convert, f32): the same logits as the .bin.
+    if [ -x "${SHOAL:-}" ] && "$SHOAL" convert "$m" "$TMP/m.gguf" >/dev/null 2>&1; then
+        printf '%s [gguf f32]: ' "$(basename "$m")"
+        "$DUMP" "$TMP/m.gguf" "$TMP/d" -n 160 --threads 2 1 300 400 && "$PY" "$HERE/ref.py" "$m" --compare "$TMP/d" --tol 1e-4 || fail=1
+    else
+        echo "$(basename "$m") [gguf f32]: skipped (no working 'shoal convert')"
+    fi
     # f16 KV cache: close to f32, not bit-level equal
     printf '%s [kv f16]: ' "$(basename "$m")"
     "$DUMP" "$m" "$TMP/d" -n 100 --kv f16 --threads 2 1 300 && "$PY" "$HERE/ref.py" "$m" --compare "$TMP/d" --tol 1e-2 || fail=1

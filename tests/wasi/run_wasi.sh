@@ -154,6 +154,27 @@ run "max-memory stops growth" 3 --max-memory 4M "$G/wasi_trap.wasm" grow
 if grep -qE '^allocated [0-3] MiB$' "$T/out"; then pass "max-memory: under 4 MiB"; else fail "max-memory: $(cat "$T/out")"; fi
 run "max-memory in pages" 3 --max-memory 64P "$G/wasi_trap.wasm" grow
 
+# --- the same guests under Node.js's WASI: same output, same exit code ---
+if command -v node >/dev/null; then
+    NODE_RUN="node --no-warnings $(dirname "$0")/node_wasi.mjs"
+    same() { # same NAME [run args...]: shoal and node agree on stdout and the exit code
+        local name=$1
+        shift
+        rm -rf "$T/ref" && mkdir "$T/ref"
+        "$SHOAL" run "$@" <"$T/in" >"$T/out.shoal" 2>/dev/null
+        local rs=$?
+        rm -rf "$T/ref" && mkdir "$T/ref"
+        $NODE_RUN "$@" <"$T/in" >"$T/out.node" 2>/dev/null
+        local rn=$?
+        if [ $rs = $rn ] && cmp -s "$T/out.shoal" "$T/out.node"; then pass "same as node: $name"
+        else fail "differs from node: $name (exit $rs vs $rn)"; diff "$T/out.shoal" "$T/out.node" | head -5; fi
+    }
+    same basic --env SHOW=A,B --env A=x "$G/wasi_basic.wasm" one "two three" exit=3
+    same files --dir "$T/ref::/r" "$G/wasi_files.wasm" /r
+    same "trap exit code" "$G/wasi_trap.wasm" exit 5
+    [ -f "$G/hello.wasm" ] && same hello "$G/hello.wasm" Ada
+fi
+
 # --- the CLI's own errors ---
 run "help" 0 --help
 has "help: usage" "$T/out" "usage: shoal run"
