@@ -118,6 +118,7 @@ for v in "${variants[@]}"; do
     rel=$(awk -v m="$m" -v b="$base" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
     c=$(median "$v.cpurate")
     crel=$(awk -v m="$c" -v b="$cbase" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
+    [ ${#pst[@]} -gt 0 ] || c="n/a (no perf)"
     echo "| $v | $path | $m | $rel | $c | $crel | $(sort -g "$tmp/$v.$ntok" | tr '\n' ' ')|"
 done
 

@@ -63,6 +63,10 @@ struct lbackend {
     void (*rmsnorm)(lbackend_ctx *ctx, float *out, const float *x, const lmodel_tensor *w, uint32_t n, float eps);
     /* out[i][r] = sum_c w[r][c] * x[i][c]: out is [n][w->rows], x is [n][w->cols]. A GEMM when n > 1. */
     void (*matmul)(lbackend_ctx *ctx, float *out, const lmodel_tensor *w, const float *x, uint32_t n);
+    /* count matmuls of the same x (all w[i]->cols equal): out[i] = w[i] x. Lets a backend read x once and
+     * issue one job (q/k/v, gate/up). NULL: the forward pass calls matmul count times. */
+    void (*matmul_n)(lbackend_ctx *ctx, float *const *out, const lmodel_tensor *const *w, uint32_t count,
+                     const float *x, uint32_t n);
     /* Rotates interleaved pairs of each of n_heads heads of row i by angle (pos0 + i) * freqs[j]. */
     void (*rope)(lbackend_ctx *ctx, float *x, uint32_t n, uint32_t n_heads, uint32_t head_dim, uint32_t pos0,
                  const float *freqs);
