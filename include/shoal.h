@@ -393,7 +393,7 @@ typedef enum shoal_kv_type {
 } shoal_kv_type;
 
 typedef struct shoal_session_options {
-    uint32_t n_ctx;        /* context length; 0 = the model's seq_len */
+    uint32_t n_ctx;        /* context length; 0 = the model's seq_len, at most 4096 */
     shoal_kv_type kv_type; /* KV cache element type */
     uint32_t max_batch;    /* most tokens per forward pass during prefill; 0 = min(n_ctx, 256) */
 } shoal_session_options;

@@ -4,10 +4,14 @@
 # time at the boundary from `shoal run --trace=summary`.
 #
 #   bench/guest/run.sh [--build DIR] [--model PATH] [--device cpu|cuda] [--runs N] [-n TOKENS] [--threads T]
+#                      [--ctx N]   (a context length for models whose own is huge, e.g. 131072)
 #
 # Every variant generates the same tokens (greedy; the parity test proves the paths agree), runs are
 # interleaved (generate, then each guest, repeated) so that machine noise hits all alike, and the median of
-# the runs is reported. Defaults: build/, ../shared/models/stories260K, cpu, 9 runs, 400 tokens, 1 thread.
+# the runs is reported. Two measures: wall-clock decode tok/s as each program reports it (what a user sees;
+# noisy on a shared machine), and CPU-time tok/s from `perf stat` task-clock: (CPU of a run of N tokens - CPU
+# of a run of N/8 tokens) / (N - N/8), which cancels start-up and prefill and hardly moves under load.
+# Defaults: build/, ../shared/models/stories260K, cpu, 9 runs, 400 tokens, 1 thread.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -17,6 +21,7 @@ device=cpu
 runs=9
 ntok=400
 threads=1
+ctx=
 while [ $# -gt 0 ]; do
     case $1 in
     --build) build=$2; shift 2 ;;
@@ -25,6 +30,7 @@ while [ $# -gt 0 ]; do
     --runs) runs=$2; shift 2 ;;
     -n) ntok=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --ctx) ctx=$2; shift 2 ;;
     *) echo "usage: $0 [--build DIR] [--model PATH] [--device cpu|cuda] [--runs N] [-n TOKENS] [--threads T]" >&2
        exit 2 ;;
     esac
@@ -40,45 +46,68 @@ cuda*) target=GPU ;;
 *) echo "bench/guest: --device cpu or cuda" >&2; exit 2 ;;
 esac
 prompt="Once upon a time"
+gctx=() nctx=()
+if [ -n "$ctx" ]; then gctx=(--ctx "$ctx"); nctx=(--ctx "$ctx"); fi
 pre=(--nn-threads "$threads" --nn-preload "default:GGML:$target:$model")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 rate() { grep -o 'decode [0-9.]* tok/s' | tail -1 | awk '{print $2}'; }
-measure() { # NAME -> appends one tok/s to $tmp/NAME
-    local name=$1 r
+# CPU time of each whole process (perf stat task-clock), when perf works here: unlike wall-clock tok/s it
+# barely moves when other jobs share the machine. It includes loading the model and the module.
+if perf stat -x, -e task-clock -o /dev/null true 2>/dev/null; then
+    pst=(perf stat -x, -e task-clock -o "$tmp/pstat")
+else
+    pst=()
+fi
+measure() { # NAME TOKENS -> appends one tok/s to $tmp/NAME.TOKENS and the process CPU ms to $tmp/NAME.TOKENS.cpu
+    local name=$1 ntok=$2 r
+    rm -f "$tmp/pstat"
     case $name in
-    generate) r=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n "$ntok" --temp 0 \
-                  2>&1 >/dev/null | rate) ;;
-    complete) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" --temp 0 \
-                  --timings 2>&1 >/dev/null | rate) ;;
-    complete-stream) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --stream --prompt "$prompt" -n "$ntok" \
-                  --temp 0 --timings 2>&1 >/dev/null | rate) ;;
-    chat) r=$(echo "$prompt" | "$shoal" run "${pre[@]}" "$guests/chat.wasm" --template plain -n "$ntok" --temp 0 \
-                  --timings 2>&1 >/dev/null | rate) ;;
-    sample-host) r=$("$shoal" run "${pre[@]}" "$guests/sample.wasm" --host --prompt "$prompt" -n "$ntok" --temp 0 \
-                  --timings 2>&1 >/dev/null | rate) ;;
+    generate) r=$("${pst[@]}" "$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n "$ntok" --temp 0 \
+                  "${gctx[@]}" 2>&1 >/dev/null | rate) ;;
+    complete) r=$("${pst[@]}" "$shoal" run "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" --temp 0 \
+                  "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
+    complete-stream) r=$("${pst[@]}" "$shoal" run "${pre[@]}" "$guests/complete.wasm" --stream --prompt "$prompt" -n "$ntok" \
+                  --temp 0 "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
+    chat) r=$(echo "$prompt" | "${pst[@]}" "$shoal" run "${pre[@]}" "$guests/chat.wasm" --template plain -n "$ntok" --temp 0 \
+                  "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
+    sample-host) r=$("${pst[@]}" "$shoal" run "${pre[@]}" "$guests/sample.wasm" --host --prompt "$prompt" -n "$ntok" --temp 0 \
+                  "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
     esac
-    echo "${r:-0}" >> "$tmp/$name"
+    echo "${r:-0}" >> "$tmp/$name.$ntok"
+    if [ -f "$tmp/pstat" ]; then
+        grep task-clock "$tmp/pstat" | cut -d, -f1 >> "$tmp/$name.$ntok.cpu"
+    fi
 }
-median() { sort -g "$tmp/$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { [ -s "$tmp/$1" ] || { echo 0; return; }; sort -g "$tmp/$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 variants=(generate complete complete-stream chat sample-host)
+short=$((ntok / 8))
 for ((i = 1; i <= runs; i++)); do
-    for v in "${variants[@]}"; do measure "$v"; done
+    for v in "${variants[@]}"; do
+        measure "$v" "$ntok"
+        [ ${#pst[@]} -gt 0 ] && measure "$v" "$short"
+        # CPU time per decoded token: the difference of a long and a short run cancels start-up and prefill
+        if [ ${#pst[@]} -gt 0 ]; then
+            paste <(tail -1 "$tmp/$v.$ntok.cpu") <(tail -1 "$tmp/$v.$short.cpu") |
+                awk -v n=$((ntok - short)) '{ d = ($1 - $2) / n; print (d > 0 ? 1000 / d : 0) }' >> "$tmp/$v.cpurate"
+        fi
+    done
     printf '.' >&2
 done
 echo >&2
 
-info=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n 1 --temp 0 2>&1 >/dev/null | \
+info=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n 1 --temp 0 "${gctx[@]}" 2>&1 >/dev/null | \
        grep -o 'backend [^,]*' | head -1)
-base=$(median generate)
+base=$(median generate.$ntok)
 echo "model $(basename "$model"), device $device ($info), $ntok tokens greedy, $threads thread(s), median of $runs runs"
 echo
-echo "| variant | path | decode tok/s (median) | vs shoal generate | all runs |"
-echo "| --- | --- | ---: | ---: | --- |"
+cbase=$(median generate.cpurate)
+echo "| variant | path | decode tok/s, wall (median) | vs shoal generate | decode tok/s, CPU time (median) | vs shoal generate | wall tok/s of all runs |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | --- |"
 for v in "${variants[@]}"; do
-    m=$(median "$v")
+    m=$(median "$v.$ntok")
     case $v in
     generate) path="host only (shoal generate)" ;;
     complete) path="wasi_ephemeral_nn compute (one call)" ;;
@@ -87,20 +116,25 @@ for v in "${variants[@]}"; do
     sample-host) path="shoal_llm step per token" ;;
     esac
     rel=$(awk -v m="$m" -v b="$base" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
-    echo "| $v | $path | $m | $rel | $(sort -g "$tmp/$v" | tr '\n' ' ')|"
+    c=$(median "$v.cpurate")
+    crel=$(awk -v m="$c" -v b="$cbase" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
+    [ ${#pst[@]} -gt 0 ] || c="n/a (no perf)"
+    echo "| $v | $path | $m | $rel | $c | $crel | $(sort -g "$tmp/$v.$ntok" | tr '\n' ' ')|"
 done
 
 echo
 echo "Boundary share from \`shoal run --trace=summary\` (one run each):"
 echo
-for v in complete complete-stream chat; do
+for v in complete complete-stream chat sample-host; do
     case $v in
     complete) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" \
-                    --temp 0 2>&1 >/dev/null) ;;
+                    --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     complete-stream) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/complete.wasm" --stream \
-                    --prompt "$prompt" -n "$ntok" --temp 0 2>&1 >/dev/null) ;;
+                    --prompt "$prompt" -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     chat) out=$(echo "$prompt" | "$shoal" run --trace=summary "${pre[@]}" "$guests/chat.wasm" --template plain \
-                    -n "$ntok" --temp 0 2>&1 >/dev/null) ;;
+                    -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
+    sample-host) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/sample.wasm" --host --prompt "$prompt" \
+                    -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     esac
     echo "- $v: $(echo "$out" | grep -E 'summary|device|boundary' | sed 's/^\[trace\] *//' | tr -s ' ' | paste -sd ';')"
 done

@@ -44,10 +44,10 @@ for t in f32 q8_0; do
         make_model "$tiny-$t" "$src" --type $t --tokenizer "$MODELS_IN/$tiny/tok512.bin"
         ROWS+=("$tiny-$t 512 100")
     done
-    make_model "r110m-$t" --random-shape 110m --type $t
+    make_model "r110m-$t" --random-shape 110m --type $t --tokenizer "$MODELS_IN/llama2-tokenizer/tokenizer.bin"
     ROWS+=("r110m-$t 32000 64")
     if [ $QUICK = 0 ]; then
-        make_model "r1b-$t" --random-shape 1b --type $t
+        make_model "r1b-$t" --random-shape 1b --type $t --tokenizer "$MODELS_IN/llama3-tokenizer/tokenizer.json"
         ROWS+=("r1b-$t 128256 32")
     fi
 done

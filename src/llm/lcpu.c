@@ -37,13 +37,15 @@ struct lbackend_ctx {
  * SHOAL_CPU_PAR_MIN overrides it (tests set 1 to make small models use every thread). */
 #define PAR_MIN_WORK (1u << 16)
 
-static void run(lbackend_ctx *ctx, lthread_fn fn, void *arg, uint64_t work) {
+/* Runs fn over [0, total) in grain-aligned chunks on the pool, or on this thread alone when the job is
+ * small (work: its multiply-adds, roughly). */
+static void run(lbackend_ctx *ctx, uint64_t total, uint64_t grain, lthread_fn fn, void *arg, uint64_t work) {
     if (work < ctx->cs->par_min || lthread_count(ctx->cs->pool) == 1) {
-        fn(arg, 0, 1);
+        fn(arg, 0, total, 0);
         return;
     }
     pthread_mutex_lock(&ctx->cs->mu);
-    lthread_run(ctx->cs->pool, fn, arg);
+    lthread_for(ctx->cs->pool, total, grain, fn, arg);
     pthread_mutex_unlock(&ctx->cs->mu);
 }
 
@@ -51,13 +53,11 @@ static void run(lbackend_ctx *ctx, lthread_fn fn, void *arg, uint64_t work) {
 
 static void *cpu_alloc(lbackend *be, size_t size, shoal_error *err) {
     (void)be;
-    size_t rounded = (size + 63) & ~(size_t)63;
-    void *p = rounded >= size ? aligned_alloc(64, rounded ? rounded : 64) : NULL;
-    if (!p) {
+    /* calloc, not aligned_alloc + memset: a large KV cache then comes as untouched zero pages, and costs
+     * memory only as positions fill. Kernels use unaligned loads, so 16-byte alignment is enough. */
+    void *p = calloc(1, size ? size : 1);
+    if (!p)
         shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory (%zu bytes)", size);
-        return NULL;
-    }
-    memset(p, 0, rounded ? rounded : 64);
     return p;
 }
 
@@ -160,48 +160,87 @@ static void cpu_rmsnorm(lbackend_ctx *ctx, float *out, const float *x, const lmo
     }
 }
 
+/* One job computes up to 3 products of the same input (q/k/v, gate/up): one wake-up of the pool, and the
+ * input quantised once. Threads split the rows of all of them, laid end to end. */
+#define MATMUL_MAX 3
+
 typedef struct matmul_job {
     const lcpu_kernels *k;
-    float *out;
-    const lmodel_tensor *w;
+    uint32_t count;
+    float *out[MATMUL_MAX];
+    const lmodel_tensor *w[MATMUL_MAX];
     const float *x;
-    uint32_t n;
-    const uint8_t *act; /* activations as the kernel wants them */
-    size_t act_stride;
-    lmodel_block_q8_0 *q; /* quantisation target (NULL for float weights) */
+    uint32_t n, cols;
+    lmodel_block_q8_0 *q; /* the input quantised (NULL when no weight is quantised) */
 } matmul_job;
 
-static void matmul_quantize(void *arg, uint32_t ith, uint32_t nth) {
+static bool is_quant(lmodel_dtype dt) {
+    return dt == LDT_Q8_0 || dt == LDT_Q4_0;
+}
+
+static void matmul_quantize(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     matmul_job *j = arg;
-    uint64_t lo, hi;
-    lthread_split(j->n, ith, nth, 1, &lo, &hi);
-    uint32_t cols = j->w->cols, nb = cols / 32;
+    (void)ith;
+    uint32_t nb = j->cols / 32;
     for (uint64_t t = lo; t < hi; t++)
-        j->k->quantize_q8(j->x + t * cols, j->q + t * nb, cols);
+        j->k->quantize_q8(j->x + t * j->cols, j->q + t * nb, j->cols);
 }
 
-static void matmul_rows(void *arg, uint32_t ith, uint32_t nth) {
+/* Rows [lo, hi) of the job's weights laid end to end. */
+static void matmul_rows(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     matmul_job *j = arg;
-    uint64_t lo, hi;
-    lthread_split(j->w->rows, ith, nth, 16, &lo, &hi);
-    if (lo >= hi)
-        return;
-    size_t ws = lmodel_dtype_row_bytes(j->w->dtype, j->w->cols);
-    j->k->gemm[j->w->dtype]((const uint8_t *)j->w->dev + lo * ws, ws, (uint32_t)(hi - lo), j->act, j->act_stride,
-                            j->n, j->w->cols, j->out + lo, j->w->rows);
+    (void)ith;
+    uint64_t base = 0;
+    for (uint32_t i = 0; i < j->count && base < hi; base += j->w[i]->rows, i++) {
+        const lmodel_tensor *w = j->w[i];
+        if (lo >= base + w->rows)
+            continue;
+        /* This thread's rows of w: [a, b), with base <= hi and lo < base + rows here. */
+        uint64_t a = lo > base ? lo - base : 0, b = hi - base < w->rows ? hi - base : w->rows;
+        if (a >= b)
+            continue;
+        size_t ws = lmodel_dtype_row_bytes(w->dtype, w->cols);
+        const uint8_t *act = (const uint8_t *)j->x;
+        size_t astride = (size_t)j->cols * 4;
+        if (is_quant(w->dtype)) {
+            act = (const uint8_t *)j->q;
+            astride = (size_t)(j->cols / 32) * sizeof(lmodel_block_q8_0);
+        }
+        j->k->gemm[w->dtype]((const uint8_t *)w->dev + a * ws, ws, (uint32_t)(b - a), act, astride, j->n, j->cols,
+                             j->out[i] + a, w->rows);
+    }
 }
 
-static void cpu_matmul(lbackend_ctx *ctx, float *out, const lmodel_tensor *w, const float *x, uint32_t n) {
-    matmul_job j = {ctx->cs->k, out, w, x, n, (const uint8_t *)x, (size_t)w->cols * 4, NULL};
-    if (w->dtype == LDT_Q8_0 || w->dtype == LDT_Q4_0) {
+static void matmul_many(lbackend_ctx *ctx, float *const *out, const lmodel_tensor *const *w, uint32_t count,
+                        const float *x, uint32_t n) {
+    matmul_job j = {.k = ctx->cs->k, .count = count, .x = x, .n = n, .cols = w[0]->cols};
+    uint64_t work = 0, rows = 0;
+    bool quant = false;
+    for (uint32_t i = 0; i < count; i++) {
+        j.out[i] = out[i];
+        j.w[i] = w[i];
+        work += (uint64_t)n * w[i]->rows * w[i]->cols;
+        rows += w[i]->rows;
+        quant |= is_quant(w[i]->dtype);
+    }
+    if (quant) {
         /* Invariant: ctx_new sized qbuf for max_batch rows of the widest input; the forward pass never
          * passes more rows than max_batch. */
         j.q = ctx->qbuf;
-        j.act = ctx->qbuf;
-        j.act_stride = (size_t)(w->cols / 32) * sizeof(lmodel_block_q8_0);
-        run(ctx, matmul_quantize, &j, (uint64_t)n * w->cols * 4);
+        run(ctx, n, 1, matmul_quantize, &j, (uint64_t)n * j.cols * 4);
     }
-    run(ctx, matmul_rows, &j, (uint64_t)n * w->rows * w->cols);
+    /* Chunks of 16 rows: the kernels' row blocks. */
+    run(ctx, rows, 16, matmul_rows, &j, work);
+}
+
+static void cpu_matmul(lbackend_ctx *ctx, float *out, const lmodel_tensor *w, const float *x, uint32_t n) {
+    matmul_many(ctx, &out, &w, 1, x, n);
+}
+
+static void cpu_matmul_n(lbackend_ctx *ctx, float *const *out, const lmodel_tensor *const *w, uint32_t count,
+                         const float *x, uint32_t n) {
+    for (uint32_t done = 0; done < count; done += MATMUL_MAX)
+        matmul_many(ctx, out + done, w + done, count - done < MATMUL_MAX ? count - done : MATMUL_MAX, x, n);
 }
 
 static void cpu_rope(lbackend_ctx *ctx, float *x, uint32_t n, uint32_t n_heads, uint32_t head_dim, uint32_t pos0,
@@ -249,12 +288,10 @@ typedef struct attn_job {
     float *scores; /* per thread: n_ctx floats */
 } attn_job;
 
-static void attn_rows(void *arg, uint32_t ith, uint32_t nth) {
+/* (token, head) pairs [lo, hi). */
+static void attn_rows(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     attn_job *j = arg;
     const lcpu_kernels *k = j->k;
-    uint64_t lo, hi;
-    uint64_t work = (uint64_t)j->n * j->n_heads;
-    lthread_split(work, ith, nth, 1, &lo, &hi);
     const lkv_cache *kv = j->kv;
     uint32_t hd = j->head_dim, group = j->n_heads / j->n_kv_heads, qdim = j->n_heads * hd;
     size_t layer_base = (size_t)j->layer * kv->n_ctx * kv->kv_dim;
@@ -296,7 +333,7 @@ static void cpu_attention(lbackend_ctx *ctx, float *out, const float *q, const l
                           uint32_t pos0, uint32_t n, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim) {
     /* Invariant: kv->n_ctx <= ctx->n_ctx (the session made both), so each thread's score row fits. */
     attn_job j = {ctx->cs->k, out, q, kv, layer, pos0, n, n_heads, n_kv_heads, head_dim, ctx->scores};
-    run(ctx, attn_rows, &j, (uint64_t)n * n_heads * head_dim * 2 * (pos0 + n));
+    run(ctx, (uint64_t)n * n_heads, 1, attn_rows, &j, (uint64_t)n * n_heads * head_dim * 2 * (pos0 + n));
 }
 
 typedef struct ew_job {
@@ -305,10 +342,9 @@ typedef struct ew_job {
     size_t count;
 } ew_job;
 
-static void swiglu_part(void *arg, uint32_t ith, uint32_t nth) {
+static void swiglu_part(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     ew_job *j = arg;
-    uint64_t lo, hi;
-    lthread_split(j->count, ith, nth, 64, &lo, &hi);
+    (void)ith;
     for (uint64_t i = lo; i < hi; i++) {
         float g = j->a[i];
         j->a[i] = g / (1.0f + expf(-g)) * j->b[i];
@@ -317,7 +353,7 @@ static void swiglu_part(void *arg, uint32_t ith, uint32_t nth) {
 
 static void cpu_swiglu(lbackend_ctx *ctx, float *gate, const float *up, size_t count) {
     ew_job j = {gate, up, count};
-    run(ctx, swiglu_part, &j, count * 16);
+    run(ctx, count, 64, swiglu_part, &j, count * 16);
 }
 
 static void cpu_add(lbackend_ctx *ctx, float *x, const float *y, size_t count) {
@@ -386,6 +422,7 @@ shoal_status lcpu_create(const lbackend_opts *opts, lbackend **out, shoal_error 
     be->get_rows = cpu_get_rows;
     be->rmsnorm = cpu_rmsnorm;
     be->matmul = cpu_matmul;
+    be->matmul_n = cpu_matmul_n;
     be->rope = cpu_rope;
     be->kv_store = cpu_kv_store;
     be->attention = cpu_attention;

@@ -689,7 +689,7 @@ typedef struct wbuf {
 } wbuf;
 
 static void wb_put(wbuf *b, const void *src, size_t n) {
-    if (b->oom) return;
+    if (b->oom || n == 0) return; /* n == 0 may come with src == NULL (an empty buffer) */
     if (n > b->cap - b->n) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap - b->n < n) {

@@ -493,6 +493,28 @@ static shoal_status attach_tokenizer(lmodel *m, const lmodel_load_opts *opts, bo
     return SHOAL_OK;
 }
 
+/* Reads every page of the mappings in now, reporting progress, so a large model's first token is not
+ * slowed by page faults and a terminal shows what the wait is for. */
+static void prefault(const lmodel *m, const lmodel_load_opts *opts) {
+    uint64_t total = 0, done = 0;
+    for (size_t i = 0; i < m->n_maps; i++)
+        total += m->maps[i].size;
+    volatile uint8_t sink = 0;
+    for (size_t i = 0; i < m->n_maps; i++) {
+        const uint8_t *p = m->maps[i].base;
+        size_t size = m->maps[i].size;
+        madvise(m->maps[i].base, size, MADV_WILLNEED);
+        for (size_t off = 0; off < size; off += 4096) {
+            sink ^= p[off];
+            if ((off & ((64u << 20) - 1)) == 0)
+                opts->progress(opts->progress_user, done + off, total);
+        }
+        done += size;
+    }
+    (void)sink;
+    opts->progress(opts->progress_user, total, total);
+}
+
 shoal_status lmodel_load(const char *path, const lmodel_load_opts *opts, lmodel **out, shoal_error *err) {
     static const lmodel_load_opts defaults = {0};
     if (!opts)
@@ -525,6 +547,8 @@ shoal_status lmodel_load(const char *path, const lmodel_load_opts *opts, lmodel 
         st = attach_tokenizer(m, opts, kind == KIND_BIN, err);
     if (st == SHOAL_OK)
         st = lmodel_finish(m, err);
+    if (st == SHOAL_OK && opts->progress)
+        prefault(m, opts);
     if (st) {
         lmodel_free(m);
         return st;

@@ -37,7 +37,7 @@ shoal_status lsession_new(lmodel *m, const lsession_opts *opts, lsession **out, 
         return shoal_error_set(err, SHOAL_ERR_ARG, "KV cache dtype must be f32 or f16 (got %s)",
                                lmodel_dtype_name(opts->kv_dtype));
     const lmodel_config *c = &m->cfg;
-    uint32_t n_ctx = opts->n_ctx ? opts->n_ctx : c->seq_len;
+    uint32_t n_ctx = opts->n_ctx ? opts->n_ctx : (c->seq_len < LSESSION_DEFAULT_CTX ? c->seq_len : LSESSION_DEFAULT_CTX);
     if (n_ctx > (1u << 24))
         return shoal_error_set(err, SHOAL_ERR_ARG, "context length %u is too large", n_ctx);
     uint32_t batch = opts->max_batch ? opts->max_batch : (n_ctx < 256 ? n_ctx : 256);

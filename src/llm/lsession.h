@@ -11,8 +11,11 @@
 
 #include "lbackend.h"
 
+/* Llama 3 models declare 128K positions; a KV cache that long would take gigabytes nobody asked for. */
+#define LSESSION_DEFAULT_CTX 4096
+
 typedef struct lsession_opts {
-    uint32_t n_ctx;        /* 0 = the model's seq_len */
+    uint32_t n_ctx;        /* 0 = min(the model's seq_len, LSESSION_DEFAULT_CTX) */
     lmodel_dtype kv_dtype; /* LDT_F32 or LDT_F16 */
     uint32_t max_batch;    /* tokens per forward pass in prefill; 0 = min(n_ctx, 256) */
 } lsession_opts;

@@ -1,10 +1,12 @@
 /*
- * lthread.h: a small fork-join thread pool for the CPU kernels.
+ * lthread.h: a small fork-join thread pool for the CPU kernels, with dynamic chunking.
  *
- * lthread_run(pool, fn, arg) calls fn(arg, i, n) on every thread i of n (the caller is thread 0) and returns
- * when all have finished. Workers spin briefly between jobs (a decode step issues ~10 jobs per layer, and a
- * condition-variable wake-up per job would cost more than the job), then sleep. One job at a time: the
- * caller serialises (the CPU backend holds a mutex around each op).
+ * lthread_for(pool, total, grain, fn, arg) splits [0, total) into chunks (multiples of grain) that the
+ * caller and the workers claim one at a time from an atomic ticket; it returns when every chunk is done.
+ * Claiming rather than a fixed split matters on a shared machine: a worker that the OS has not scheduled
+ * yet simply gets no chunks, and the caller does its share instead of waiting for it. Workers spin briefly
+ * between jobs (a decode step issues a few jobs per layer, and a sleep/wake per job would cost more than
+ * the job), then sleep. One job at a time: the caller serialises (the CPU backend holds a mutex).
  */
 #ifndef LTHREAD_H
 #define LTHREAD_H
@@ -14,15 +16,14 @@
 #include "shoal.h"
 
 typedef struct lthread_pool lthread_pool;
-typedef void (*lthread_fn)(void *arg, uint32_t ith, uint32_t nth);
+/* Processes [lo, hi); ith (< lthread_count) names the calling thread, for per-thread scratch. */
+typedef void (*lthread_fn)(void *arg, uint64_t lo, uint64_t hi, uint32_t ith);
 
 /* n_threads counts the caller; 0 = the number of online CPUs. */
 shoal_status lthread_pool_new(uint32_t n_threads, lthread_pool **out, shoal_error *err);
 void lthread_pool_free(lthread_pool *p);
 uint32_t lthread_count(const lthread_pool *p);
-void lthread_run(lthread_pool *p, lthread_fn fn, void *arg);
-
-/* Splits [0, total) into nth nearly equal parts, rounded to multiples of `align`; part ith is [*lo, *hi). */
-void lthread_split(uint64_t total, uint32_t ith, uint32_t nth, uint64_t align, uint64_t *lo, uint64_t *hi);
+/* grain >= 1; chunks are grain-aligned, the last may be short. total == 0 calls nothing. */
+void lthread_for(lthread_pool *p, uint64_t total, uint64_t grain, lthread_fn fn, void *arg);
 
 #endif

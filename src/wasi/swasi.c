@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -419,23 +418,19 @@ static shoal_status sw_rw(shoal_call *call, const shoal_val *a, shoal_val *r, sh
     if (!f)
         return SW_RET(e);
     uint32_t pres = (uint32_t)(positional ? a[4].i32 : a[3].i32);
+    uint32_t count = (uint32_t)a[2].i32;
     uint8_t *res = shoal_call_mem(call, pres, 4);
-    struct iovec *iov = malloc(SW_IOV_MAX * sizeof *iov);
-    int n = 0;
+    if (!res)
+        return SW_RET(SW_EFAULT);
+    if (positional && a[3].i64 < 0)
+        return SW_RET(SW_EINVAL);
+    struct iovec small[8]; /* most calls pass one or two buffers */
+    struct iovec *iov = count <= 8 ? small : malloc((count < SW_IOV_MAX ? count : SW_IOV_MAX) * sizeof *iov);
     if (!iov)
         return SW_RET(SW_ENOMEM);
-    if (!res)
-        e = SW_EFAULT;
-    else
-        e = sw_iovecs(call, (uint32_t)a[1].i32, (uint32_t)a[2].i32, iov, &n);
-    if (e) {
-        free(iov);
-        return SW_RET(e);
-    }
-    if (positional && a[3].i64 < 0) {
-        free(iov);
-        return SW_RET(SW_EINVAL);
-    }
+    int n = 0;
+    if ((e = sw_iovecs(call, (uint32_t)a[1].i32, count, iov, &n)) != SW_ESUCCESS)
+        goto done;
     /* EINTR is handed to the guest, not retried: it is how `shoal run --timeout` gets a guest blocked on a
      * full pipe or an idle terminal back into Wasm, where the interrupt stops it. */
     ssize_t got;
@@ -443,11 +438,15 @@ static shoal_status sw_rw(shoal_call *call, const shoal_val *a, shoal_val *r, sh
         got = write ? pwritev(f->host, iov, n, (off_t)a[3].i64) : preadv(f->host, iov, n, (off_t)a[3].i64);
     else
         got = write ? writev(f->host, iov, n) : readv(f->host, iov, n);
-    free(iov);
-    if (got < 0)
-        return SW_RET(errno == EISDIR ? SW_EISDIR : swasi_errno(errno));
+    if (got < 0) {
+        e = swasi_errno(errno);
+        goto done;
+    }
     sw_put32(res, (uint32_t)got);
-    return SW_RET(SW_ESUCCESS);
+done:
+    if (iov != small)
+        free(iov);
+    return SW_RET(e);
 }
 
 static SW_HOSTFN(sw_fd_read) { return sw_rw(call, a, r, user, 0, 0); }

@@ -68,11 +68,15 @@ typedef struct TCtl {
     uint32_t else_fix; /* C_IF: the operand of the br_unless that skips the then-branch */
 } TCtl;
 
+/* An instruction starts with its handler's address in OPW 32-bit units; operand k (from 1) is unit
+ * k + OPW - 1. */
+#define OPW 2
+
 typedef struct T {
     SModule *m;
     shoal_error *err;
     shoal_status status;
-    const int32_t *H;
+    const void *const *H;
     uint32_t nl; /* params + locals: the first stack slot */
     uint32_t nlocals_total;
     const SFuncType *ft;
@@ -131,9 +135,18 @@ static uint32_t emit_op(T *t, SOp op) {
     } else {
         t_fail(t, SHOAL_ERR_NOMEM, "out of memory");
     }
-    emit_u(t, (uint32_t)t->H[op]);
+    uintptr_t h = (uintptr_t)t->H[op];
+    emit_u(t, (uint32_t)h);
+    emit_u(t, (uint32_t)((uint64_t)h >> 32));
     t->last_valid = false;
     return pos;
+}
+
+/* Turns the instruction at pos into op (a superinstruction of the same shape). */
+static void set_handler(T *t, uint32_t pos, SOp op) {
+    uintptr_t h = (uintptr_t)t->H[op];
+    t->code[pos] = (uint32_t)h;
+    t->code[pos + 1] = (uint32_t)((uint64_t)h >> 32);
 }
 
 /* Marks the instruction just emitted at pos as the producer of stack position h (dst in unit 1). */
@@ -303,7 +316,7 @@ static void tr_br(T *t, uint32_t depth) {
         emit_moves(t, c);
         uint32_t pos = emit_op(t, SO_br);
         emit_u(t, 0);
-        link_branch(t, c, pos + 1);
+        link_branch(t, c, pos + OPW);
     }
     set_unreachable(t);
 }
@@ -332,10 +345,10 @@ static uint32_t try_fuse(T *t, bool negate) {
     if (!t->last_valid || t->last_dst_h != top || t->st[top].kind != E_STACK) return NONE;
     SOp f = negate ? fused_branch_negated(t->last_op) : fused_branch(t->last_op);
     if (f == SO_COUNT) return NONE;
-    t->code[t->last_pos] = (uint32_t)t->H[f];
+    set_handler(t, t->last_pos, f);
     t->last_valid = false;
     t->h--;
-    return t->last_pos + 1;
+    return t->last_pos + OPW;
 }
 
 static void tr_br_if(T *t, uint32_t depth) {
@@ -354,7 +367,7 @@ static void tr_br_if(T *t, uint32_t depth) {
         if (pos == NONE) {
             uint32_t a = slot_of(t, t->h - 1);
             t->h--;
-            pos = emit_op(t, SO_br_if) + 1;
+            pos = emit_op(t, SO_br_if) + OPW;
             emit_u(t, 0);
             emit_u(t, a);
         }
@@ -364,14 +377,14 @@ static void tr_br_if(T *t, uint32_t depth) {
     /* The values must move only when the branch is taken: skip over the moves when it is not. */
     uint32_t a = slot_of(t, t->h - 1);
     t->h--;
-    uint32_t skip = emit_op(t, SO_br_unless) + 1;
+    uint32_t skip = emit_op(t, SO_br_unless) + OPW;
     emit_u(t, 0);
     emit_u(t, a);
     if (c->kind == C_FUNC) {
         emit_return(t);
     } else {
         emit_moves(t, c);
-        uint32_t pos = emit_op(t, SO_br) + 1;
+        uint32_t pos = emit_op(t, SO_br) + OPW;
         emit_u(t, 0);
         link_branch(t, c, pos);
     }
@@ -419,7 +432,7 @@ static void tr_br_table(T *t, SReader *r) {
             emit_return(t);
         } else {
             emit_moves(t, c);
-            uint32_t p = emit_op(t, SO_br) + 1;
+            uint32_t p = emit_op(t, SO_br) + OPW;
             emit_u(t, 0);
             link_branch(t, c, p);
         }
@@ -483,7 +496,7 @@ static void tr_else(T *t) {
             return;
         }
         materialize_all(t, c->height);
-        uint32_t pos = emit_op(t, SO_br) + 1;
+        uint32_t pos = emit_op(t, SO_br) + OPW;
         emit_u(t, 0);
         link_branch(t, c, pos);
     }
@@ -560,8 +573,40 @@ static SOp imm_form(SOp op, bool swapped) {
     }
 }
 
+/* x + a*b, a*b + x, x - a*b, a*b - x where the multiply is the instruction just emitted: extend it with
+ * the other operand's slot. Returns false when the pattern does not apply. */
+static bool try_fuse_mul(T *t, SOp op) {
+    bool f64 = op == SO_f64_add || op == SO_f64_sub;
+    bool add = op == SO_f64_add || op == SO_f32_add;
+    if (!f64 && op != SO_f32_add && op != SO_f32_sub) return false;
+    if (!t->last_valid || t->last_op != (f64 ? SO_f64_mul : SO_f32_mul) || t->status != SHOAL_OK) return false;
+    uint32_t p = t->h - 2, q = t->h - 1, other;
+    SOp f;
+    if (t->last_dst_h == q && t->st[q].kind == E_STACK) {
+        other = p; /* x op a*b */
+        f = add ? (f64 ? SO_f64_mul_add : SO_f32_mul_add) : (f64 ? SO_f64_mul_rsub : SO_f32_mul_rsub);
+    } else if (t->last_dst_h == p && t->st[p].kind == E_STACK) {
+        other = q; /* a*b op y, y a local (pushing it emitted nothing) */
+        f = add ? (f64 ? SO_f64_mul_add : SO_f32_mul_add) : (f64 ? SO_f64_mul_sub : SO_f32_mul_sub);
+    } else {
+        return false;
+    }
+    const TEnt *e = &t->st[other];
+    if (e->kind == E_CONST) return false; /* materializing it would emit an instruction in between */
+    uint32_t c = e->kind == E_LOCAL ? e->local : t->nl + other;
+    uint32_t pos = t->last_pos;
+    set_handler(t, pos, f);
+    t->code[pos + OPW] = t->nl + p;
+    emit_u(t, c);
+    t->h = p + 1;
+    t->st[p].kind = E_STACK;
+    produced(t, f, pos, p);
+    return true;
+}
+
 static void tr_binop(T *t, SOp op) {
     if (!need(t, 2)) return;
+    if (try_fuse_mul(t, op)) return;
     uint32_t p = t->h - 2;
     TEnt *ea = &t->st[p], *eb = &t->st[p + 1];
     SOp fop = op;
@@ -610,7 +655,7 @@ static void tr_local_set(T *t, uint32_t l, bool tee) {
     TEnt *e = &t->st[top];
     if (e->kind == E_STACK && t->last_valid && t->last_dst_h == top) {
         /* The value was just computed: make its producer write the local directly. */
-        t->code[t->last_pos + 1] = l;
+        t->code[t->last_pos + OPW] = l;
         t->last_valid = false;
     } else if (e->kind == E_CONST) {
         emit_const(t, l, e->cval);
@@ -699,7 +744,7 @@ static void tr_load(T *t, SOp op, uint32_t offset) {
     if (t->last_valid && t->last_dst_h == top && t->st[top].kind == E_STACK &&
         (t->last_op == SO_i32_add_imm || t->last_op == SO_i32_add) && t->status == SHOAL_OK) {
         SOp f = (SOp)((t->last_op == SO_i32_add_imm ? SO_i32_load_ai : SO_i32_load_ab) + (op - SO_i32_load));
-        t->code[t->last_pos] = (uint32_t)t->H[f];
+        set_handler(t, t->last_pos, f);
         emit_u(t, offset);
         if (t->nmap >= 2) t->map[t->nmap - 1] = t->wasm_off; /* a trap is the load's */
         produced(t, f, t->last_pos, top); /* its result is still unit 1: local.set can retarget it */
@@ -808,7 +853,7 @@ static bool tr_body(T *t, SReader *r) {
                 uint32_t a = slot_of(t, cond);
                 t->h--;
                 materialize_all(t, 0);
-                pos = emit_op(t, SO_br_unless) + 1;
+                pos = emit_op(t, SO_br_unless) + OPW;
                 emit_u(t, 0);
                 emit_u(t, a);
             }
@@ -1059,7 +1104,7 @@ static void code_free(SCode *c) {
     free(c);
 }
 
-static shoal_status comp_func(SModule *m, uint32_t fi, const int32_t *H, shoal_error *err) {
+static shoal_status comp_func(SModule *m, uint32_t fi, const void *const *H, shoal_error *err) {
     SFunc *f = &m->funcs[fi];
     T t;
     memset(&t, 0, sizeof t);
@@ -1156,7 +1201,7 @@ static shoal_status modexec_new(SModule *m, shoal_error *err) {
 shoal_status scomp_module(SModule *m, shoal_error *err) {
     shoal_status st = modexec_new(m, err);
     if (st != SHOAL_OK) return st;
-    const int32_t *H = sinterp_handlers();
+    const void *const *H = sinterp_handlers();
     for (uint32_t i = 0; i < m->nfuncs; i++) {
         if (m->funcs[i].imported) continue;
         shoal_status s = comp_func(m, i, H, err);

@@ -164,8 +164,8 @@ bool sexec_functype_equal(const SFuncType *a, const SFuncType *b);
 uint32_t scomp_wasm_offset(const SCode *c, const uint32_t *ip);
 
 /* sinterp.c */
-/* The handler offset table (indexed by the op enum of sops.h). */
-const int32_t *sinterp_handlers(void);
+/* The handler address table (indexed by the op enum of sops.h). */
+const void *const *sinterp_handlers(void);
 /* Runs f with its arguments in fp[0..nparams); results land in fp[0..nresults). fp lies in ex's slots. */
 shoal_status sinterp_call(SExec *ex, SFuncInst *f, SSlot *fp, shoal_error *err);
 

@@ -149,17 +149,16 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
 
 /* ---- the loop ---------------------------------------------------------------------------------- */
 
-static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_error *err, int32_t *export_table) {
-    static const int32_t offsets[SO_COUNT] = {
-#define OP(name, layout) &&L_##name - &&L_copy,
+static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_error *err, const void **export_table) {
+    static const void *const labels[SO_COUNT] = {
+#define OP(name, layout) &&L_##name,
 #include "sops.h"
 #undef OP
     };
     if (export_table) {
-        memcpy(export_table, offsets, sizeof offsets);
+        memcpy(export_table, labels, sizeof labels);
         return SHOAL_OK;
     }
-    char *const base = (char *)&&L_copy;
 
     /* Only ip, fp, mem, memsize and inst are hot: everything touched at calls and back edges only lives
      * in *ex, so the compiler can keep the hot five in registers. */
@@ -179,13 +178,20 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
     SSlot *nfp;
     const uint32_t *ret_ip;
 
-#define DISPATCH() goto *(void *)(base + (int32_t)*ip)
+/* An instruction is its handler's address (two units, read unaligned), then operand units U(1).. */
+#define DISPATCH()                  \
+    do {                            \
+        const void *h_;             \
+        memcpy(&h_, ip, sizeof h_); \
+        goto *h_;                   \
+    } while (0)
+#define U(k) ip[(k) + 1]
 #define NEXT(n)          \
     do {                 \
-        ip += (n);       \
+        ip += (n) + 1;   \
         DISPATCH();      \
     } while (0)
-#define S(k) fp[ip[k]]
+#define S(k) fp[U(k)]
 #define TRAP(kind)  \
     do {            \
         tk = (kind); \
@@ -195,8 +201,8 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
 /* Taken branch through the offset in unit k; a backward one pays fuel and polls the interrupt flag. */
 #define BRANCH(k)                                                                                   \
     do {                                                                                            \
-        int32_t o_ = (int32_t)ip[k];                                                                \
-        ip += (k) + o_;                                                                             \
+        int32_t o_ = (int32_t)U(k);                                                                 \
+        ip += (k) + 1 + o_;                                                                         \
         if (o_ < 0) {                                                                               \
             ex->fuel += o_;                                                                         \
             if (UNLIKELY(ex->fuel < 0 || atomic_load_explicit(ex->intr, memory_order_relaxed)))     \
@@ -215,10 +221,10 @@ L_copy:
     S(1).u64 = S(2).u64;
     NEXT(3);
 L_const32:
-    S(1).u64 = ip[2];
+    S(1).u64 = U(2);
     NEXT(3);
 L_const64:
-    S(1).u64 = (uint64_t)ip[2] | (uint64_t)ip[3] << 32;
+    S(1).u64 = (uint64_t)U(2) | (uint64_t)U(3) << 32;
     NEXT(4);
 L_unreachable:
     TRAP(SHOAL_TRAP_UNREACHABLE);
@@ -231,7 +237,7 @@ L_br_unless:
     if (!S(2).i32) BRANCH(1);
     NEXT(3);
 L_br_table: {
-    uint32_t i = S(1).u32, n = ip[2];
+    uint32_t i = S(1).u32, n = U(2);
     if (i > n) i = n;
     BRANCH(3 + i);
 }
@@ -240,21 +246,21 @@ L_select:
     NEXT(5);
 
 L_call:
-    callee = inst->funcs[ip[1]];
-    nfp = fp + ip[2];
-    ret_ip = ip + 3;
+    callee = inst->funcs[U(1)];
+    nfp = fp + U(2);
+    ret_ip = ip + 4;
     goto call;
 L_call_indirect: {
-    STable *tb = inst->tables[ip[2]];
+    STable *tb = inst->tables[U(2)];
     uint32_t i = S(3).u32;
     if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_UNDEFINED_ELEMENT);
     callee = tb->elems[i];
     if (UNLIKELY(!callee)) TRAP(SHOAL_TRAP_UNINITIALIZED_ELEMENT);
-    const SFuncType *want = inst->types[ip[1]];
+    const SFuncType *want = inst->types[U(1)];
     if (UNLIKELY(callee->type != want && !sexec_functype_equal(callee->type, want)))
         TRAP(SHOAL_TRAP_INDIRECT_TYPE);
-    nfp = fp + ip[4];
-    ret_ip = ip + 5;
+    nfp = fp + U(4);
+    ret_ip = ip + 6;
     goto call;
 }
 call:
@@ -315,42 +321,42 @@ L_return_:
     DISPATCH();
 
 L_global_get:
-    S(1) = inst->globals[ip[2]]->val;
+    S(1) = inst->globals[U(2)]->val;
     NEXT(3);
 L_global_set:
-    inst->globals[ip[1]]->val = S(2);
+    inst->globals[U(1)]->val = S(2);
     NEXT(3);
 
 L_ref_is_null:
     SET_I32(1, S(2).ref == NULL);
     NEXT(3);
 L_ref_func:
-    S(1).ref = inst->funcs[ip[2]];
+    S(1).ref = inst->funcs[U(2)];
     NEXT(3);
 L_table_get: {
-    STable *tb = inst->tables[ip[2]];
+    STable *tb = inst->tables[U(2)];
     uint32_t i = S(3).u32;
     if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     S(1).ref = tb->elems[i];
     NEXT(4);
 }
 L_table_set: {
-    STable *tb = inst->tables[ip[1]];
+    STable *tb = inst->tables[U(1)];
     uint32_t i = S(2).u32;
     if (UNLIKELY(i >= tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     tb->elems[i] = S(3).ref;
     NEXT(4);
 }
 L_table_size:
-    SET_I32(1, inst->tables[ip[2]]->size);
+    SET_I32(1, inst->tables[U(2)]->size);
     NEXT(3);
 L_table_grow: {
-    int64_t r = stable_grow(inst->tables[ip[2]], S(4).u32, S(3).ref);
+    int64_t r = stable_grow(inst->tables[U(2)], S(4).u32, S(3).ref);
     SET_I32(1, (uint32_t)r);
     NEXT(5);
 }
 L_table_fill: {
-    STable *tb = inst->tables[ip[1]];
+    STable *tb = inst->tables[U(1)];
     uint32_t i = S(2).u32, n = S(4).u32;
     void *v = S(3).ref;
     if (UNLIKELY((uint64_t)i + n > tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
@@ -358,28 +364,28 @@ L_table_fill: {
     NEXT(5);
 }
 L_table_copy: {
-    STable *td = inst->tables[ip[1]], *ts = inst->tables[ip[2]];
+    STable *td = inst->tables[U(1)], *ts = inst->tables[U(2)];
     uint32_t d = S(3).u32, s = S(4).u32, n = S(5).u32;
     if (UNLIKELY((uint64_t)d + n > td->size || (uint64_t)s + n > ts->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     if (n) memmove(td->elems + d, ts->elems + s, (size_t)n * sizeof(void *));
     NEXT(6);
 }
 L_table_init: {
-    STable *tb = inst->tables[ip[1]];
-    SElemInst *seg = &inst->elems[ip[2]];
+    STable *tb = inst->tables[U(1)];
+    SElemInst *seg = &inst->elems[U(2)];
     uint32_t d = S(3).u32, s = S(4).u32, n = S(5).u32;
     if (UNLIKELY((uint64_t)s + n > seg->count || (uint64_t)d + n > tb->size)) TRAP(SHOAL_TRAP_TABLE_OOB);
     if (n) memcpy(tb->elems + d, seg->refs + s, (size_t)n * sizeof(void *));
     NEXT(6);
 }
 L_elem_drop:
-    inst->elems[ip[1]].count = 0;
+    inst->elems[U(1)].count = 0;
     NEXT(2);
 
 /* Loads: unit 2 is the address slot, unit 3 the static offset. */
 #define LOAD(name, n, ctype, store_expr)                                \
     L_##name: {                                                         \
-        uint64_t ea = (uint64_t)S(2).u32 + ip[3];                       \
+        uint64_t ea = (uint64_t)S(2).u32 + U(3);                       \
         if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
         ctype v;                                                        \
         memcpy(&v, mem + ea, (n));                                      \
@@ -388,7 +394,7 @@ L_elem_drop:
     }
 #define LOAD_AI(name, n, ctype, store_expr)                              \
     L_##name##_ai: {                                                    \
-        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + ip[3]) + ip[4];   \
+        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + U(3)) + U(4);   \
         if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
         ctype v;                                                        \
         memcpy(&v, mem + ea, (n));                                      \
@@ -396,7 +402,7 @@ L_elem_drop:
         NEXT(5);                                                        \
     }                                                                   \
     L_##name##_ab: {                                                    \
-        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + S(3).u32) + ip[4]; \
+        uint64_t ea = (uint64_t)(uint32_t)(S(2).u32 + S(3).u32) + U(4); \
         if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
         ctype v;                                                        \
         memcpy(&v, mem + ea, (n));                                      \
@@ -421,7 +427,7 @@ L_elem_drop:
 /* Stores: unit 1 is the address slot, unit 2 the value; little-endian hosts store the low bytes. */
 #define STORE(name, n)                                                  \
     L_##name: {                                                         \
-        uint64_t ea = (uint64_t)S(1).u32 + ip[3];                       \
+        uint64_t ea = (uint64_t)S(1).u32 + U(3);                       \
         if (UNLIKELY(ea + (n) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);  \
         memcpy(mem + ea, &S(2), (n));                                   \
         NEXT(4);                                                        \
@@ -448,13 +454,13 @@ L_memory_grow: {
 }
 L_memory_init: {
     uint32_t d = S(2).u32, s = S(3).u32, n = S(4).u32;
-    uint32_t seg_size = inst->data_sizes[ip[1]];
+    uint32_t seg_size = inst->data_sizes[U(1)];
     if (UNLIKELY((uint64_t)s + n > seg_size || (uint64_t)d + n > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB);
-    if (n) memcpy(mem + d, inst->module->m.datas[ip[1]].bytes + s, n);
+    if (n) memcpy(mem + d, inst->module->m.datas[U(1)].bytes + s, n);
     NEXT(5);
 }
 L_data_drop:
-    inst->data_sizes[ip[1]] = 0;
+    inst->data_sizes[U(1)] = 0;
     NEXT(2);
 L_memory_copy: {
     uint32_t d = S(1).u32, s = S(2).u32, n = S(3).u32;
@@ -484,7 +490,7 @@ L_memory_fill: {
 #define IMM(name, expr)                       \
     L_##name: {                               \
         SSlot a = S(2);                       \
-        uint32_t k = ip[3];                   \
+        uint32_t k = U(3);                   \
         expr;                                 \
         NEXT(4);                              \
     }
@@ -708,6 +714,23 @@ L_memory_fill: {
     IMM(i32_rotr_imm, SET_I32(1, rotr32(a.u32, k)))
     IMM(i64_add_imm, S(1).u64 = a.u64 + (uint64_t)(int64_t)(int32_t)k)
 
+/* Multiply then add/subtract: the product is rounded on its own (separate statements: no contraction). */
+#define MULOP(name, ctype, member, expr)                         \
+    L_##name: {                                                  \
+        ctype a = S(2).member, b = S(3).member, c = S(4).member; \
+        ctype m = a * b;                                         \
+        ctype r = expr;                                          \
+        S(1).u64 = 0;                                            \
+        S(1).member = r;                                         \
+        NEXT(5);                                                 \
+    }
+    MULOP(f32_mul_add, float, f32, m + c)
+    MULOP(f32_mul_sub, float, f32, m - c)
+    MULOP(f32_mul_rsub, float, f32, c - m)
+    MULOP(f64_mul_add, double, f64, m + c)
+    MULOP(f64_mul_sub, double, f64, m - c)
+    MULOP(f64_mul_rsub, double, f64, c - m)
+
 /* Compare and branch: unit 1 is the offset, 2 and 3 the operands (3 an immediate for _imm). */
 #define BRC(name, cond)                       \
     L_br_##name: {                            \
@@ -719,7 +742,7 @@ L_memory_fill: {
 #define BRCI(name, cond)                      \
     L_br_##name: {                            \
         SSlot a = S(2);                       \
-        uint32_t k = ip[3];                   \
+        uint32_t k = U(3);                   \
         if (cond) BRANCH(1);                  \
         NEXT(4);                              \
     }
@@ -778,11 +801,11 @@ done:
     return SHOAL_OK;
 }
 
-static int32_t handler_table[SO_COUNT];
+static const void *handler_table[SO_COUNT];
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static void handlers_init(void) { run(NULL, NULL, NULL, NULL, handler_table); }
 
-const int32_t *sinterp_handlers(void) {
+const void *const *sinterp_handlers(void) {
     pthread_once(&handler_once, handlers_init);
     return handler_table;
 }

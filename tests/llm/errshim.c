@@ -1,5 +1,5 @@
-/* errshim.c: a weak shoal_error_set for test programs while the library's own (src/wasm) is not on
- * main yet; the library's definition wins as soon as it exists. */
+/* errshim.c: a weak shoal_error_set for test programs, from before the library had one (src/wasm). The
+ * library's definition always wins; tests/formats still lists this file. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,65 +1,88 @@
-/* test_lthread.c: the fork-join pool: every thread runs every job exactly once, jobs issued right after
- * creation are not lost (a startup race once hung), splits cover their range exactly. */
+/* test_lthread.c: the pool: every index of a range is processed exactly once, by valid thread ids, for
+ * many shapes; jobs issued right after creation are not lost (a startup race once hung); pools of one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
 #include "lthread.h"
 
 typedef struct job {
-    atomic_uint count;
-    atomic_uint mask;
+    atomic_uchar *seen; /* per index: times processed */
+    uint64_t grain, total;
+    uint32_t nth;
+    atomic_uint bad;
 } job;
 
-static void work(void *arg, uint32_t ith, uint32_t nth) {
+static void work(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
     job *j = arg;
-    (void)nth;
-    atomic_fetch_add(&j->count, 1);
-    atomic_fetch_or(&j->mask, 1u << ith);
+    if (ith >= j->nth || lo >= hi || hi > j->total || (lo % j->grain && lo != 0))
+        atomic_fetch_add(&j->bad, 1);
+    for (uint64_t i = lo; i < hi; i++)
+        atomic_fetch_add(&j->seen[i], 1);
 }
 
-static void test_jobs(void **state) {
+static void test_cover(void **state) {
     (void)state;
+    const uint64_t totals[] = {1, 2, 7, 16, 100, 1001, 4096};
+    const uint64_t grains[] = {1, 4, 16};
     for (uint32_t n = 1; n <= 4; n++) {
-        for (int round = 0; round < 50; round++) {
+        for (int round = 0; round < 30; round++) {
             lthread_pool *p = NULL;
             assert_int_equal(lthread_pool_new(n, &p, NULL), SHOAL_OK);
             assert_int_equal(lthread_count(p), n);
-            for (int k = 0; k < 20; k++) { /* the first job races the workers' start */
-                job j = {0, 0};
-                lthread_run(p, work, &j);
-                assert_int_equal(atomic_load(&j.count), n);
-                assert_int_equal(atomic_load(&j.mask), (1u << n) - 1);
-            }
+            for (size_t t = 0; t < sizeof totals / sizeof totals[0]; t++)
+                for (size_t g = 0; g < sizeof grains / sizeof grains[0]; g++) {
+                    job j = {calloc(totals[t], 1), grains[g], totals[t], n, 0};
+                    lthread_for(p, totals[t], grains[g], work, &j);
+                    assert_int_equal(atomic_load(&j.bad), 0);
+                    for (uint64_t i = 0; i < totals[t]; i++)
+                        assert_int_equal(atomic_load(&j.seen[i]), 1);
+                    free(j.seen);
+                }
             lthread_pool_free(p);
         }
     }
 }
 
-static void test_split(void **state) {
+/* Back-to-back jobs of changing sizes with the description at the same stack address: the hand-over
+ * between jobs. A thread claiming work of a finished job with the next job's description (a race TSan
+ * once found here) would process an index twice; the window is narrow, so run this under TSan too. */
+static void test_back_to_back(void **state) {
     (void)state;
-    const uint64_t totals[] = {0, 1, 7, 16, 100, 1001};
-    for (size_t t = 0; t < sizeof totals / sizeof totals[0]; t++)
-        for (uint32_t nth = 1; nth <= 5; nth++)
-            for (uint64_t align = 1; align <= 16; align *= 4) {
-                uint64_t next = 0;
-                for (uint32_t i = 0; i < nth; i++) {
-                    uint64_t lo, hi;
-                    lthread_split(totals[t], i, nth, align, &lo, &hi);
-                    assert_int_equal(lo, next);
-                    assert_true(hi >= lo);
-                    assert_true(lo % align == 0 || lo == totals[t]);
-                    next = hi;
-                }
-                assert_int_equal(next, totals[t]);
-            }
+    lthread_pool *p = NULL;
+    assert_int_equal(lthread_pool_new(3, &p, NULL), SHOAL_OK);
+    for (int i = 0; i < 20000; i++) {
+        uint64_t total = (uint64_t)(i % 5 == 0 ? 40 : 5 + i % 7);
+        job j = {calloc(total, 1), 1, total, 3, 0};
+        lthread_for(p, total, 1, work, &j);
+        assert_int_equal(atomic_load(&j.bad), 0);
+        for (uint64_t k = 0; k < total; k++)
+            assert_int_equal(atomic_load(&j.seen[k]), 1);
+        free(j.seen);
+    }
+    lthread_pool_free(p);
+}
+
+static void never(void *arg, uint64_t lo, uint64_t hi, uint32_t ith) {
+    (void)arg, (void)lo, (void)hi, (void)ith;
+    fail();
+}
+
+static void test_empty(void **state) {
+    (void)state;
+    lthread_pool *p = NULL;
+    assert_int_equal(lthread_pool_new(3, &p, NULL), SHOAL_OK);
+    lthread_for(p, 0, 16, never, NULL);
+    lthread_pool_free(p);
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_jobs), cmocka_unit_test(test_split)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_cover), cmocka_unit_test(test_back_to_back),
+                                       cmocka_unit_test(test_empty)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
