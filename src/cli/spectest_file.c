@@ -208,7 +208,8 @@ static SpfOutcome spf_find_module(SpfFile *f, const cJSON *jname, shoal_instance
         m = &f->mods[f->nmods - 1];
     }
     if (m->skipped) {
-        snprintf(why, n, "its module was rejected as unsupported (SIMD)");
+        /* the same wording for every such command, so -v groups them under one reason */
+        snprintf(why, n, "its module was skipped (SIMD, or text format)");
         return SPF_SKIPPED;
     }
     if (!m->inst) {
