@@ -125,13 +125,15 @@ done
 echo
 echo "Boundary share from \`shoal run --trace=summary\` (one run each):"
 echo
-for v in complete complete-stream chat; do
+for v in complete complete-stream chat sample-host; do
     case $v in
     complete) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" \
                     --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     complete-stream) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/complete.wasm" --stream \
                     --prompt "$prompt" -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     chat) out=$(echo "$prompt" | "$shoal" run --trace=summary "${pre[@]}" "$guests/chat.wasm" --template plain \
+                    -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
+    sample-host) out=$("$shoal" run --trace=summary "${pre[@]}" "$guests/sample.wasm" --host --prompt "$prompt" \
                     -n "$ntok" --temp 0 "${nctx[@]}" 2>&1 >/dev/null) ;;
     esac
     echo "- $v: $(echo "$out" | grep -E 'summary|device|boundary' | sed 's/^\[trace\] *//' | tr -s ' ' | paste -sd ';')"

@@ -211,7 +211,8 @@ SW_HOSTFN(swasi_fs_path_open) {
     int rd = (base & (SW_R_FD_READ | SW_R_FD_READDIR)) != 0;
     int wr = (base & (SW_R_FD_WRITE | SW_R_FD_ALLOCATE | SW_R_FD_FILESTAT_SET_SIZE)) != 0 ||
              (oflags & SW_O_TRUNC) || (fdflags & SW_FDFLAG_APPEND);
-    int flags = (wr && !(oflags & SW_O_DIRECTORY)) ? (rd ? O_RDWR : O_WRONLY) : O_RDONLY;
+    /* O_NOCTTY: a terminal opened by the guest must never become the host process's controlling tty. */
+    int flags = ((wr && !(oflags & SW_O_DIRECTORY)) ? (rd ? O_RDWR : O_WRONLY) : O_RDONLY) | O_NOCTTY;
     flags |= ((oflags & SW_O_CREAT) ? O_CREAT : 0) | ((oflags & SW_O_EXCL) ? O_EXCL : 0) |
              ((oflags & SW_O_TRUNC) ? O_TRUNC : 0) | ((oflags & SW_O_DIRECTORY) ? O_DIRECTORY : 0) |
              ((fdflags & SW_FDFLAG_APPEND) ? O_APPEND : 0) | ((fdflags & SW_FDFLAG_NONBLOCK) ? O_NONBLOCK : 0) |

@@ -573,8 +573,40 @@ static SOp imm_form(SOp op, bool swapped) {
     }
 }
 
+/* x + a*b, a*b + x, x - a*b, a*b - x where the multiply is the instruction just emitted: extend it with
+ * the other operand's slot. Returns false when the pattern does not apply. */
+static bool try_fuse_mul(T *t, SOp op) {
+    bool f64 = op == SO_f64_add || op == SO_f64_sub;
+    bool add = op == SO_f64_add || op == SO_f32_add;
+    if (!f64 && op != SO_f32_add && op != SO_f32_sub) return false;
+    if (!t->last_valid || t->last_op != (f64 ? SO_f64_mul : SO_f32_mul) || t->status != SHOAL_OK) return false;
+    uint32_t p = t->h - 2, q = t->h - 1, other;
+    SOp f;
+    if (t->last_dst_h == q && t->st[q].kind == E_STACK) {
+        other = p; /* x op a*b */
+        f = add ? (f64 ? SO_f64_mul_add : SO_f32_mul_add) : (f64 ? SO_f64_mul_rsub : SO_f32_mul_rsub);
+    } else if (t->last_dst_h == p && t->st[p].kind == E_STACK) {
+        other = q; /* a*b op y, y a local (pushing it emitted nothing) */
+        f = add ? (f64 ? SO_f64_mul_add : SO_f32_mul_add) : (f64 ? SO_f64_mul_sub : SO_f32_mul_sub);
+    } else {
+        return false;
+    }
+    const TEnt *e = &t->st[other];
+    if (e->kind == E_CONST) return false; /* materializing it would emit an instruction in between */
+    uint32_t c = e->kind == E_LOCAL ? e->local : t->nl + other;
+    uint32_t pos = t->last_pos;
+    set_handler(t, pos, f);
+    t->code[pos + OPW] = t->nl + p;
+    emit_u(t, c);
+    t->h = p + 1;
+    t->st[p].kind = E_STACK;
+    produced(t, f, pos, p);
+    return true;
+}
+
 static void tr_binop(T *t, SOp op) {
     if (!need(t, 2)) return;
+    if (try_fuse_mul(t, op)) return;
     uint32_t p = t->h - 2;
     TEnt *ea = &t->st[p], *eb = &t->st[p + 1];
     SOp fop = op;

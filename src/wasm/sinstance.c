@@ -198,6 +198,12 @@ shoal_status sinst_exec_for(shoal_instance *inst, SExec **out, shoal_error *err)
 static const char *func_name(const SFuncInst *f, char *buf, size_t n) {
     const SModule *m = &f->inst->module->m;
     if (f->index < m->nfuncs && m->funcs[f->index].name) return m->funcs[f->index].name;
+    /* Without a name section, an export name still tells the reader which function it was. */
+    for (uint32_t i = 0; i < m->nexports; i++)
+        if (m->exports[i].kind == SHOAL_EXTERN_FUNC && m->exports[i].index == f->index) {
+            snprintf(buf, n, "func[%u] (export \"%s\")", f->index, m->exports[i].name);
+            return buf;
+        }
     snprintf(buf, n, "func[%u]", f->index);
     return buf;
 }
@@ -209,7 +215,7 @@ shoal_status sexec_trap(shoal_error *err, shoal_trap trap, const SFuncInst *f, c
     err->trap = trap;
     err->func_index = SHOAL_NO_FUNC;
     if (f && f->code) {
-        char buf[32];
+        char buf[sizeof err->func_name];
         err->func_index = f->index;
         err->code_offset = scomp_wasm_offset(f->code, ip);
         snprintf(err->func_name, sizeof err->func_name, "%s", func_name(f, buf, sizeof buf));

@@ -714,6 +714,23 @@ L_memory_fill: {
     IMM(i32_rotr_imm, SET_I32(1, rotr32(a.u32, k)))
     IMM(i64_add_imm, S(1).u64 = a.u64 + (uint64_t)(int64_t)(int32_t)k)
 
+/* Multiply then add/subtract: the product is rounded on its own (separate statements: no contraction). */
+#define MULOP(name, ctype, member, expr)                         \
+    L_##name: {                                                  \
+        ctype a = S(2).member, b = S(3).member, c = S(4).member; \
+        ctype m = a * b;                                         \
+        ctype r = expr;                                          \
+        S(1).u64 = 0;                                            \
+        S(1).member = r;                                         \
+        NEXT(5);                                                 \
+    }
+    MULOP(f32_mul_add, float, f32, m + c)
+    MULOP(f32_mul_sub, float, f32, m - c)
+    MULOP(f32_mul_rsub, float, f32, c - m)
+    MULOP(f64_mul_add, double, f64, m + c)
+    MULOP(f64_mul_sub, double, f64, m - c)
+    MULOP(f64_mul_rsub, double, f64, c - m)
+
 /* Compare and branch: unit 1 is the offset, 2 and 3 the operands (3 an immediate for _imm). */
 #define BRC(name, cond)                       \
     L_br_##name: {                            \

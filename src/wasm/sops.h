@@ -226,6 +226,14 @@ OP(i32_ge_u_imm, "d a k")
 OP(i32_rotl_imm, "d a k")
 OP(i32_rotr_imm, "d a k")
 OP(i64_add_imm, "d a k(sign-extended)")
+/* superinstructions: a multiply whose product feeds an add or subtract, "d a b c": a*b+c, a*b-c, c-a*b.
+ * Two roundings, as the two Wasm instructions (never a fused multiply-add). */
+OP(f32_mul_add, "d a b c")
+OP(f32_mul_sub, "d a b c")
+OP(f32_mul_rsub, "d a b c")
+OP(f64_mul_add, "d a b c")
+OP(f64_mul_sub, "d a b c")
+OP(f64_mul_rsub, "d a b c")
 /* superinstructions: loads whose address is computed by an i32.add, "d a k(addend) k(offset)" and
  * "d a b k(offset)". The sum wraps at 32 bits before the offset is added, exactly as the two Wasm
  * instructions do. Same order as the plain loads. */

@@ -74,6 +74,18 @@
   (func (export "size") (result i32) (memory.size))
   (func (export "fill") (param i32 i32 i32) (memory.fill (local.get 0) (local.get 1) (local.get 2)))
 
+  ;; superinstructions: an add feeding a load (the sum wraps at 32 bits), multiply feeding add/sub
+  (func (export "load_wrap") (param i32) (result i32)
+    (i32.load8_u (i32.add (local.get 0) (i32.const 0x20))))
+  (func (export "load_wrap2") (param i32 i32) (result i32)
+    (i32.load8_u offset=1 (i32.add (local.get 0) (local.get 1))))
+  (func (export "muladd") (param f64 f64 f64) (result f64)
+    (f64.add (local.get 2) (f64.mul (local.get 0) (local.get 1))))
+  (func (export "mulsub") (param f64 f64 f64) (result f64)
+    (f64.sub (f64.mul (local.get 0) (local.get 1)) (local.get 2)))
+  (func (export "rmulsub32") (param f32 f32 f32) (result f32)
+    (f32.sub (local.get 2) (f32.mul (local.get 0) (local.get 1))))
+
   ;; host calls
   (func (export "call_add3") (param i32) (result i32)
     (call $add3 (local.get 0) (i32.const 10) (i32.const 100)))

@@ -181,6 +181,30 @@ static void test_arith(void **state) {
     assert_int_equal(two[1].i32, 1);
 }
 
+/* The superinstructions keep the exact semantics of the instruction pairs they replace. */
+static void test_fused(void **state) {
+    Fixture *fx = *state;
+    shoal_instance *in = fx->inst;
+    /* 0xfffffff0 + 0x20 wraps to 0x10 ("hello..." lives at 16): a 64-bit sum would trap instead */
+    assert_int_equal(call1(in, "load_wrap", 1, I32((int32_t)0xfffffff0u)).i32, 'h');
+    assert_int_equal(call1(in, "load_wrap2", 2, I32((int32_t)0xfffffff0u), I32(0x20)).i32, 'e');
+    shoal_val a[1] = {I32(65536 - 0x20)};
+    shoal_error err;
+    shoal_val r;
+    assert_int_equal(shoal_call_export(in, "load_wrap", a, 1, &r, 1, &err), SHOAL_ERR_TRAP);
+    assert_int_equal(err.trap, SHOAL_TRAP_MEMORY_OOB);
+    /* a*b is rounded before the add: (1+2^-27)^2 rounds to 1+2^-26, so these are exactly 0 (a fused
+     * multiply-add would give 2^-54) */
+    double x = 1.0 + 0x1p-27, c = 1.0 + 0x1p-26;
+    assert_true(call1(in, "muladd", 3, F64(x), F64(x), F64(-c)).f64 == 0.0);
+    assert_true(call1(in, "mulsub", 3, F64(x), F64(x), F64(c)).f64 == 0.0);
+    float y = 1.0f + 0x1p-13f, d = 1.0f + 0x1p-12f;
+    assert_true(call1(in, "rmulsub32", 3, F32(y), F32(y), F32(d)).f32 == 0.0f);
+    assert_true(call1(in, "muladd", 3, F64(2.0), F64(3.0), F64(1.0)).f64 == 7.0);
+    assert_true(call1(in, "mulsub", 3, F64(2.0), F64(3.0), F64(1.0)).f64 == 5.0);
+    assert_true(call1(in, "rmulsub32", 3, F32(2.0f), F32(3.0f), F32(1.0f)).f32 == -5.0f);
+}
+
 static void test_control(void **state) {
     Fixture *fx = *state;
     shoal_instance *in = fx->inst;
@@ -499,6 +523,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_traps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recursion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host, setup, teardown),
