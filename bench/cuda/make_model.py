@@ -49,17 +49,24 @@ def main():
     ids[0, 0] = 128000
     with open(os.path.join(a.outdir, "tokens.txt"), "w") as f:
         f.write("\n".join(str(int(x)) for x in ids[0]) + "\n")
-    with torch.no_grad():
-        out = model(ids.cuda()).logits[0].float().cpu().numpy()
-    np.save(os.path.join(a.outdir, f"ref_logits_{a.dtype}.npy"), out)
-    print(f"reference logits {out.shape} written", file=sys.stderr)
-    if a.dtype != "float32":
-        # The same weights in f32 (bf16 -> f32 is exact): the reference for an f32 GGUF converted from them.
-        model = model.float()
+    # The references come from the saved files, loaded the way users load them: casting a live model with
+    # .to(bfloat16) would also round the rotary inverse-frequency buffer to bf16 (then every position > 0
+    # drifts), which from_pretrained does not do.
+    del model
+    torch.cuda.empty_cache()
+    for name, dt in ((a.dtype, dtype), ("float32", torch.float32)):
+        if name == "float32" and a.dtype == "float32" and os.path.exists(os.path.join(a.outdir, "ref_logits_float32.npy")):
+            continue
+        m = LlamaForCausalLM.from_pretrained(a.outdir, dtype=dt).cuda().eval()
+        rot = getattr(m.model, "rotary_emb", None)
+        if rot is not None and hasattr(rot, "inv_freq"):
+            print(f"{name}: rotary inv_freq dtype {rot.inv_freq.dtype}", file=sys.stderr)
         with torch.no_grad():
-            out = model(ids.cuda()).logits[0].float().cpu().numpy()
-        np.save(os.path.join(a.outdir, "ref_logits_float32.npy"), out)
-        print("f32 reference logits written", file=sys.stderr)
+            out = m(ids.cuda()).logits[0].float().cpu().numpy()
+        np.save(os.path.join(a.outdir, f"ref_logits_{name}.npy"), out)
+        print(f"reference logits {name} {out.shape} written", file=sys.stderr)
+        del m
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ if has check; then
   $C/check_logits $M $M/tokens.txt $M/ref_logits_bfloat16.npy 2e-2 --device cuda --kv f32
   $C/check_logits $M $M/tokens.txt $M/ref_logits_bfloat16.npy 2e-2 --device cuda --kv f16
   $C/check_logits $M-f32.gguf $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cuda --kv f32
+  stamp "bf16 weights, f32 activations (ours) vs PyTorch f32 on the same (exactly upcast) weights"
+  $C/check_logits $M $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cuda --kv f32
   stamp "the CPU backend on the same f32 model (prefill path): validates loader and reference"
   $C/check_logits $M-f32.gguf $M/tokens.txt $M/ref_logits_float32.npy 1e-4 --device cpu --prefill-only
   stamp "CUDA vs CPU logits on the trained models"
@@ -68,6 +70,36 @@ if has speed; then
   for f in $M $M-q8_0.gguf $M-q4_0.gguf; do
     [ -e $f ] && $C/bench_llm $f --device cuda --kv f16
   done
+fi
+
+if has profile; then
+  stamp "profile: kernels of 8 decode steps (ncu)"
+  SHOAL_CUDA_STATS=1 $C/bench_llm $M --device cuda --kv f16 --contexts 128 --decode 64 --prefill 0
+  if command -v ncu >/dev/null; then
+    # one decode step's kernels (after warm-up), with duration and DRAM throughput each
+    timeout 240 ncu --graph-profiling node --launch-skip 800 --launch-count 185 \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed \
+      --csv $C/bench_llm $M --device cuda --kv f16 --contexts 128 --decode 8 --prefill 0 > /tmp/ncu.csv 2>/dev/null
+    python3 - <<'PY'
+import csv, collections
+rows = [r for r in csv.reader(open("/tmp/ncu.csv")) if len(r) > 10]
+hdr = rows[0]; rows = rows[1:]
+ki, mi, vi = hdr.index("Kernel Name"), hdr.index("Metric Name"), hdr.index("Metric Value")
+agg = collections.defaultdict(lambda: collections.defaultdict(float)); cnt = collections.Counter()
+for r in rows:
+    name = r[ki].split("(")[0][:40]
+    try: v = float(r[vi].replace(",", ""))
+    except ValueError: continue
+    agg[name][r[mi]] += v
+    if r[mi] == "gpu__time_duration.sum": cnt[name] += 1
+tot = sum(a["gpu__time_duration.sum"] for a in agg.values())
+print(f"{'kernel':42s} {'n':>4s} {'total us':>9s} {'avg us':>8s} {'GB/s':>7s}")
+for k, a in sorted(agg.items(), key=lambda kv: -kv[1]["gpu__time_duration.sum"]):
+    t = a["gpu__time_duration.sum"] / 1e3
+    print(f"{k:42s} {cnt[k]:4d} {t:9.1f} {t/max(cnt[k],1):8.2f} {a['dram__bytes_read.sum']/max(a['gpu__time_duration.sum'],1):7.0f}")
+print(f"sum of kernel time: {tot/1e3:.1f} us over {sum(cnt.values())} kernels")
+PY
+  fi
 fi
 
 if has peer; then

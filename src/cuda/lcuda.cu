@@ -28,7 +28,8 @@ extern "C" {
 
 namespace {
 
-#define ATT_SPLIT 128     /* positions per attention block in decode (flash-decoding split) */
+#define ATT_SPLIT 128     /* positions per tile in the prefill attention kernel */
+#define DEC_SPLIT 64      /* positions per block in decode attention (flash-decoding split) */
 #define ATT_MAX_GROUP 8   /* query heads per KV head */
 #define ATT_MAX_HEAD 256  /* head_dim */
 
@@ -67,6 +68,8 @@ struct OpRec {
     float f;
     size_t count;
     const float *freqs;
+    float *outs[3];              /* OP_MULTI (count matrices), OP_GLU (outs[0]) */
+    const lmodel_tensor *ws[3];
 };
 
 struct lbackend_ctx {
@@ -82,6 +85,8 @@ struct lbackend_ctx {
     void *conv;            /* prefill: activations converted to bf16/f16 */
     size_t conv_bytes;
     void *deq;             /* prefill: one quantised weight dequantised to bf16 */
+    float *nrm;            /* prefill: normalised rows, max_batch x dim */
+    float *up;             /* the up projection of SwiGLU / a matvec before its epilogue: max_batch rows */
     size_t deq_bytes;
     cudaError_t error;     /* first failure since the last sync */
     const char *error_what;
@@ -91,6 +96,7 @@ struct lbackend_ctx {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
     uint32_t steps;
+    uint64_t n_graph, n_eager, n_mismatch; /* decode steps by how they ran (SHOAL_CUDA_STATS=1 prints them) */
     OpRec *log; /* ops of a step that may replay the graph */
     size_t nlog, caplog;
 };
@@ -253,72 +259,150 @@ __global__ void k_dequant_bf16(__nv_bfloat16 *dst, const void *w, int dt, uint32
 }
 
 /* --- kernels: matrix-vector (decode) ----------------------------------------------------------------------
- * One warp per output row (MV_ROWS rows per block). x is staged in shared memory as f32; each lane streams
- * 16 bytes of weights per load with MV_UNROLL loads in flight. */
+ * One warp per output row. Each lane streams 16-byte weight loads (MV_UNROLL in flight, bypassing L1 so
+ * the activations stay cached) and reads the matching activations as float4 from global memory (hot in
+ * L1/L2). One launch covers up to three matrices that share the input (q, k, v), or the gate and up
+ * matrices of a SwiGLU FFN row by row, or adds its result into the residual stream. */
 #define MV_WARPS 8
-#define MV_UNROLL 4
+#define MV_UNROLL 8
 
-template <int DT>
-__device__ __forceinline__ float mv_dot16(const uint8_t *wrow, const uint16_t *scales, uint32_t col0, const float *xs,
-                                          uint4 v) {
-    float acc = 0.0f;
-    if (DT == LDT_BF16 || DT == LDT_F16) { /* 8 values */
-        const uint16_t *h = (const uint16_t *)&v;
-#pragma unroll
-        for (int t = 0; t < 8; t++) acc += (DT == LDT_BF16 ? bf16f(h[t]) : f16f(h[t])) * xs[col0 + t];
-    } else if (DT == LDT_F32) { /* 4 values */
-        const float *f = (const float *)&v;
-#pragma unroll
-        for (int t = 0; t < 4; t++) acc += f[t] * xs[col0 + t];
-    } else if (DT == LDT_Q8_0) { /* 16 values, one scale */
-        const int8_t *q = (const int8_t *)&v;
-        float a = 0.0f;
-#pragma unroll
-        for (int t = 0; t < 16; t++) a += (float)q[t] * xs[col0 + t];
-        acc = a * f16f(scales[col0 / 32]);
-    } else { /* Q4_0: 16 bytes = one whole block of 32 values */
-        const uint8_t *q = (const uint8_t *)&v;
-        float a = 0.0f;
-#pragma unroll
-        for (int t = 0; t < 16; t++) {
-            a += (float)((q[t] & 15) - 8) * xs[col0 + t];
-            a += (float)((q[t] >> 4) - 8) * xs[col0 + 16 + t];
-        }
-        acc = a * f16f(scales[col0 / 32]);
-    }
-    (void)wrow;
-    return acc;
+struct MvArgs {
+    const void *w[3];
+    float *out[3];
+    uint32_t start[4]; /* first global row of each matrix; start[nseg] = total rows */
+    int nseg;
+    int mode; /* 0: out = Wx, 1: out += Wx, 2: out = silu(W0 x) * (W1 x) (w[0], w[1] of equal shape) */
+    const float *norm; /* when set, x is RMS-normalised times norm on the way in (each warp sums x^2 itself) */
+    float eps;
+};
+
+/* Values per 16-byte weight load, and bytes of quants per row, in our device layout. */
+template <int DT> __device__ __forceinline__ constexpr uint32_t mv_vpl() {
+    return DT == LDT_F32 ? 4 : (DT == LDT_BF16 || DT == LDT_F16) ? 8 : DT == LDT_Q8_0 ? 16 : 32;
+}
+template <int DT> __device__ __forceinline__ size_t mv_row_bytes(uint32_t cols) {
+    return DT == LDT_F32 ? (size_t)cols * 4 : (DT == LDT_BF16 || DT == LDT_F16) ? (size_t)cols * 2
+           : DT == LDT_Q8_0 ? (size_t)cols : (size_t)cols / 2;
 }
 
-template <int DT>
-__global__ void __launch_bounds__(MV_WARPS * 32) k_matvec(float *out, const void *w, const float *x, uint32_t rows,
-                                                         uint32_t cols) {
-    extern __shared__ float xs[];
-    for (uint32_t j = threadIdx.x; j < cols; j += blockDim.x) xs[j] = x[j];
-    __syncthreads();
-    /* values per 16-byte load, and bytes of one row of quants */
-    const uint32_t vpl = DT == LDT_F32 ? 4 : (DT == LDT_BF16 || DT == LDT_F16) ? 8 : DT == LDT_Q8_0 ? 16 : 32;
-    const size_t row_bytes = DT == LDT_F32 ? (size_t)cols * 4 : (DT == LDT_BF16 || DT == LDT_F16) ? (size_t)cols * 2
-                             : DT == LDT_Q8_0 ? (size_t)cols : (size_t)cols / 2;
-    const uint16_t *scales_all = (const uint16_t *)((const uint8_t *)w + row_bytes * rows);
-    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    uint32_t nloads = cols / vpl;
-    for (uint32_t r = blockIdx.x * MV_WARPS + warp; r < rows; r += gridDim.x * MV_WARPS) {
-        const uint8_t *wrow = (const uint8_t *)w + row_bytes * r;
-        const uint4 *wv = (const uint4 *)wrow;
-        const uint16_t *scales = scales_all + (size_t)r * (cols / 32);
+__device__ __forceinline__ float dot4(float4 a, float b0, float b1, float b2, float b3) {
+    return a.x * b0 + a.y * b1 + a.z * b2 + a.w * b3;
+}
+
+/* Activations j*4 .. j*4+3, times the norm weights when normalising (their squares summed into ss). */
+template <bool NORM>
+__device__ __forceinline__ float4 ldx(const float4 *x4, const float4 *g4, uint32_t j, float &ss) {
+    float4 v = __ldg(x4 + j);
+    if (NORM) {
+        float4 g = __ldg(g4 + j);
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        v = make_float4(v.x * g.x, v.y * g.y, v.z * g.z, v.w * g.w);
+    }
+    return v;
+}
+
+/* Dot product of the 16 weight bytes v (values col0.. of a row) with x. */
+template <int DT, bool NORM>
+__device__ __forceinline__ float mv_dot(uint4 v, const float4 *x4, const float4 *g4, uint32_t col0,
+                                        const uint16_t *scales, float &ss) {
+    const uint32_t j0 = col0 / 4;
+    if (DT == LDT_F32) {
+        return dot4(ldx<NORM>(x4, g4, j0, ss), __uint_as_float(v.x), __uint_as_float(v.y), __uint_as_float(v.z),
+                    __uint_as_float(v.w));
+    } else if (DT == LDT_BF16 || DT == LDT_F16) {
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
         float acc = 0.0f;
-        uint32_t i = lane;
-        for (; i + 32 * (MV_UNROLL - 1) < nloads; i += 32 * MV_UNROLL) {
-            uint4 v[MV_UNROLL];
 #pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) v[u] = __ldg(wv + i + 32 * u);
-#pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) acc += mv_dot16<DT>(wrow, scales, (i + 32 * u) * vpl, xs, v[u]);
+        for (int t = 0; t < 2; t++) {
+            float4 xv = ldx<NORM>(x4, g4, j0 + t, ss);
+            uint32_t lo = u[2 * t], hi = u[2 * t + 1];
+            float a0, a1, a2, a3;
+            if (DT == LDT_BF16) {
+                a0 = __uint_as_float(lo << 16), a1 = __uint_as_float(lo & 0xffff0000u);
+                a2 = __uint_as_float(hi << 16), a3 = __uint_as_float(hi & 0xffff0000u);
+            } else {
+                a0 = f16f((uint16_t)lo), a1 = f16f((uint16_t)(lo >> 16)), a2 = f16f((uint16_t)hi), a3 = f16f((uint16_t)(hi >> 16));
+            }
+            acc += xv.x * a0 + xv.y * a1 + xv.z * a2 + xv.w * a3;
         }
-        for (; i < nloads; i += 32) acc += mv_dot16<DT>(wrow, scales, i * vpl, xs, __ldg(wv + i));
-        acc = warp_sum(acc);
-        if (lane == 0) out[r] = acc;
+        return acc;
+    } else if (DT == LDT_Q8_0) {
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+        float acc = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            float4 xv = ldx<NORM>(x4, g4, j0 + t, ss);
+            uint32_t q = u[t];
+            acc += xv.x * (float)(int8_t)q + xv.y * (float)(int8_t)(q >> 8) + xv.z * (float)(int8_t)(q >> 16) +
+                   xv.w * (float)(int8_t)(q >> 24);
+        }
+        return acc * f16f(scales[col0 / 32]);
+    } else { /* Q4_0: one whole block; byte j holds value j (low nibble) and value j + 16 (high) */
+        const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+        float acc = 0.0f;
+#pragma unroll
+        for (int t = 0; t < 4; t++) {
+            float4 lo = ldx<NORM>(x4, g4, j0 + t, ss), hi = ldx<NORM>(x4, g4, j0 + 4 + t, ss);
+            uint32_t q = u[t];
+            acc += lo.x * (float)((int)(q & 15) - 8) + lo.y * (float)((int)((q >> 8) & 15) - 8) +
+                   lo.z * (float)((int)((q >> 16) & 15) - 8) + lo.w * (float)((int)((q >> 24) & 15) - 8);
+            acc += hi.x * (float)((int)((q >> 4) & 15) - 8) + hi.y * (float)((int)((q >> 12) & 15) - 8) +
+                   hi.z * (float)((int)((q >> 20) & 15) - 8) + hi.w * (float)((int)((q >> 28) & 15) - 8);
+        }
+        return acc * f16f(scales[col0 / 32]);
+    }
+}
+
+/* Sum over one row of W (row-local index r of a rows x cols matrix) times x, on one warp. */
+template <int DT, bool NORM>
+__device__ __forceinline__ float mv_row(const void *w, uint32_t rows, uint32_t r, const float4 *x4, const float4 *g4,
+                                        uint32_t cols, uint32_t lane, float &ss) {
+    const size_t rb = mv_row_bytes<DT>(cols);
+    const uint4 *wv = (const uint4 *)((const uint8_t *)w + rb * r);
+    const uint16_t *scales = (const uint16_t *)((const uint8_t *)w + rb * rows) + (size_t)r * (cols / 32);
+    const uint32_t vpl = mv_vpl<DT>(), nloads = cols / vpl;
+    float acc = 0.0f;
+    for (uint32_t i = lane; i < nloads; i += 32 * MV_UNROLL) {
+        uint4 v[MV_UNROLL];
+#pragma unroll
+        for (int u = 0; u < MV_UNROLL; u++) {
+            uint32_t idx = i + 32 * u;
+            v[u] = idx < nloads ? __ldcs(wv + idx) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int u = 0; u < MV_UNROLL; u++) {
+            uint32_t idx = i + 32 * u;
+            if (idx < nloads) acc += mv_dot<DT, NORM>(v[u], x4, g4, idx * vpl, scales, ss);
+        }
+    }
+    return warp_sum(acc);
+}
+
+template <int DT, bool NORM>
+__global__ void __launch_bounds__(MV_WARPS * 32) k_mv(MvArgs a, const float *x, uint32_t cols) {
+    uint32_t lane = threadIdx.x & 31;
+    uint32_t gw = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (gw >= a.start[a.nseg]) return;
+    const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)a.norm;
+    float ss = 0.0f, ss2 = 0.0f;
+    if (a.mode == 2) {
+        uint32_t rows = a.start[1];
+        float g = mv_row<DT, NORM>(a.w[0], rows, gw, x4, g4, cols, lane, ss);
+        float u = mv_row<DT, NORM>(a.w[1], rows, gw, x4, g4, cols, lane, ss2);
+        if (NORM) {
+            float inv = rsqrtf(warp_sum(ss) / (float)cols + a.eps);
+            g *= inv, u *= inv;
+        }
+        if (lane == 0) a.out[0][gw] = g / (1.0f + __expf(-g)) * u;
+        return;
+    }
+    int sgi = gw >= a.start[1] ? (gw >= a.start[2] ? 2 : 1) : 0;
+    uint32_t rows = a.start[sgi + 1] - a.start[sgi], r = gw - a.start[sgi];
+    float acc = mv_row<DT, NORM>(a.w[sgi], rows, r, x4, g4, cols, lane, ss);
+    if (NORM) acc *= rsqrtf(warp_sum(ss) / (float)cols + a.eps);
+    if (lane == 0) {
+        if (a.mode == 1) a.out[sgi][r] += acc;
+        else a.out[sgi][r] = acc;
     }
 }
 
@@ -347,11 +431,12 @@ __global__ void k_attn_decode(float *part, const float *q, const KT *kc, const K
                               uint32_t kv_dim, uint32_t head_dim, uint32_t group, uint32_t max_splits, const int *pos_ptr,
                               uint32_t pos0, float scale) {
     __shared__ float qs[ATT_MAX_GROUP][ATT_MAX_HEAD];
-    __shared__ float sc[ATT_MAX_GROUP][ATT_SPLIT];
+    __shared__ float sc[ATT_MAX_GROUP][DEC_SPLIT];
+    __shared__ float mx[ATT_MAX_GROUP], sm[ATT_MAX_GROUP];
+    __shared__ float acc_sh[2048];
     uint32_t kvh = blockIdx.x, split = blockIdx.y;
     uint32_t pos = pos_ptr ? (uint32_t)*pos_ptr : pos0; /* the query's position; it sees [0, pos] */
-    uint32_t start = split * ATT_SPLIT;
-    uint32_t stride = head_dim + 2;
+    uint32_t start = split * DEC_SPLIT, stride = head_dim + 2;
     if (start > pos) {
         if (threadIdx.x < group) {
             float *pp = part + ((size_t)(kvh * group + threadIdx.x) * max_splits + split) * stride;
@@ -360,48 +445,179 @@ __global__ void k_attn_decode(float *part, const float *q, const KT *kc, const K
         }
         return;
     }
-    uint32_t end = min(start + ATT_SPLIT, pos + 1), count = end - start;
+    uint32_t count = min((uint32_t)DEC_SPLIT, pos + 1 - start);
     for (uint32_t i = threadIdx.x; i < group * head_dim; i += blockDim.x)
         qs[i / head_dim][i % head_dim] = q[(size_t)(kvh * group + i / head_dim) * head_dim + i % head_dim] * scale;
     __syncthreads();
-    /* scores: one position per thread */
-    for (uint32_t p = threadIdx.x; p < count; p += blockDim.x) {
+    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+    /* scores: a warp per position, lanes across the head's dimensions (coalesced row reads) */
+    for (uint32_t p = warp; p < count; p += nwarps) {
         const KT *k = kc + layer_off + (size_t)(start + p) * kv_dim + (size_t)kvh * head_dim;
         float acc[ATT_MAX_GROUP];
-        for (uint32_t g = 0; g < group; g++) acc[g] = 0.0f;
-        for (uint32_t d = 0; d < head_dim; d++) {
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++) acc[g] = 0.0f;
+        for (uint32_t d = lane; d < head_dim; d += 32) {
             float kv = kvf(k, d);
-            for (uint32_t g = 0; g < group; g++) acc[g] += qs[g][d] * kv;
+#pragma unroll
+            for (int g = 0; g < ATT_MAX_GROUP; g++)
+                if (g < (int)group) acc[g] += qs[g][d] * kv;
         }
-        for (uint32_t g = 0; g < group; g++) sc[g][p] = acc[g];
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++) {
+            if (g < (int)group) {
+                float v = warp_sum(acc[g]);
+                if (lane == 0) sc[g][p] = v;
+            }
+        }
     }
     __syncthreads();
-    /* per head: max and exponentials (one warp per head) */
-    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
-    __shared__ float mx[ATT_MAX_GROUP], sm[ATT_MAX_GROUP];
+    /* softmax pieces per head: a warp per head, a lane per position */
     for (uint32_t g = warp; g < group; g += nwarps) {
         float m = -INFINITY;
         for (uint32_t p = lane; p < count; p += 32) m = fmaxf(m, sc[g][p]);
         m = warp_max(m);
-        float s = 0.0f;
+        float ssum = 0.0f;
         for (uint32_t p = lane; p < count; p += 32) {
             float e = __expf(sc[g][p] - m);
             sc[g][p] = e;
-            s += e;
+            ssum += e;
         }
-        s = warp_sum(s);
-        if (lane == 0) mx[g] = m, sm[g] = s;
+        ssum = warp_sum(ssum);
+        if (lane == 0) mx[g] = m, sm[g] = ssum;
     }
     __syncthreads();
-    /* out[g][d] = sum_p e[g][p] * v[p][d]: thread t owns dimension t % head_dim */
-    for (uint32_t i = threadIdx.x; i < group * head_dim; i += blockDim.x) {
-        uint32_t g = i / head_dim, d = i % head_dim;
-        float acc = 0.0f;
+    /* out[g][d] = sum_p e[g][p] v[p][d]: thread t owns dimension t % head_dim of every head, over the
+     * positions t / head_dim, + nh, ... (nh position lanes, merged through shared memory) */
+    uint32_t nh = blockDim.x / head_dim;
+    if (nh > 2048 / (group * head_dim)) nh = 2048 / (group * head_dim);
+    uint32_t d = threadIdx.x % head_dim, h = threadIdx.x / head_dim;
+    if (h < nh) {
+        float acc[ATT_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++) acc[g] = 0.0f;
         const KT *v = vc + layer_off + (size_t)start * kv_dim + (size_t)kvh * head_dim + d;
-        for (uint32_t p = 0; p < count; p++) acc += sc[g][p] * kvf(v, (size_t)p * kv_dim);
+        for (uint32_t p = h; p < count; p += nh) {
+            float vv = kvf(v, (size_t)p * kv_dim);
+#pragma unroll
+            for (int g = 0; g < ATT_MAX_GROUP; g++)
+                if (g < (int)group) acc[g] += sc[g][p] * vv;
+        }
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++)
+            if (g < (int)group) acc_sh[(h * group + g) * head_dim + d] = acc[g];
+    }
+    __syncthreads();
+    for (uint32_t i = threadIdx.x; i < group * head_dim; i += blockDim.x) {
+        uint32_t g = i / head_dim, dd = i % head_dim;
+        float a = 0.0f;
+        for (uint32_t hh = 0; hh < nh; hh++) a += acc_sh[(hh * group + g) * head_dim + dd];
         float *pp = part + ((size_t)(kvh * group + g) * max_splits + split) * stride;
-        pp[d] = acc;
-        if (d == 0) pp[head_dim] = mx[g], pp[head_dim + 1] = sm[g];
+        pp[dd] = a;
+        if (dd == 0) pp[head_dim] = mx[g], pp[head_dim + 1] = sm[g];
+    }
+}
+
+/* Decode attention for f16 caches and a head size known at compile time (the common case): a thread per
+ * position reads its key row with 16-byte loads, all in flight at once; the value pass unrolls 8 positions
+ * deep. Blocks cover DEC_SPLIT positions; partials as in k_attn_decode. */
+template <int HD>
+__global__ void __launch_bounds__(128) k_attn_decode_h(float *part, const float *q, const __half *kc, const __half *vc,
+                                                       size_t layer_off, uint32_t kv_dim, uint32_t group,
+                                                       uint32_t max_splits, const int *pos_ptr, uint32_t pos0, float scale) {
+    __shared__ float qs[ATT_MAX_GROUP][HD];
+    __shared__ float sc[ATT_MAX_GROUP][DEC_SPLIT];
+    __shared__ float mx[ATT_MAX_GROUP], sm[ATT_MAX_GROUP];
+    __shared__ float acc_sh[2][ATT_MAX_GROUP][HD];
+    uint32_t kvh = blockIdx.x, split = blockIdx.y;
+    uint32_t pos = pos_ptr ? (uint32_t)*pos_ptr : pos0;
+    uint32_t start = split * DEC_SPLIT, stride = HD + 2;
+    if (start > pos) {
+        if (threadIdx.x < group) {
+            float *pp = part + ((size_t)(kvh * group + threadIdx.x) * max_splits + split) * stride;
+            pp[HD] = -INFINITY;
+            pp[HD + 1] = 0.0f;
+        }
+        return;
+    }
+    uint32_t count = min((uint32_t)DEC_SPLIT, pos + 1 - start);
+    for (uint32_t i = threadIdx.x; i < group * HD; i += blockDim.x)
+        qs[i / HD][i % HD] = q[(size_t)(kvh * group) * HD + i] * scale;
+    __syncthreads();
+    for (uint32_t p = threadIdx.x; p < count; p += blockDim.x) {
+        const uint4 *k = (const uint4 *)(kc + layer_off + (size_t)(start + p) * kv_dim + (size_t)kvh * HD);
+        uint4 kv[HD / 8];
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) kv[j] = __ldg(k + j);
+        float acc[ATT_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++) acc[g] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < HD / 8; j++) {
+            const __half2 *h2 = (const __half2 *)&kv[j];
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                float2 f = __half22float2(h2[t]);
+#pragma unroll
+                for (int g = 0; g < ATT_MAX_GROUP; g++)
+                    if (g < (int)group) acc[g] += qs[g][8 * j + 2 * t] * f.x + qs[g][8 * j + 2 * t + 1] * f.y;
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++)
+            if (g < (int)group) sc[g][p] = acc[g];
+    }
+    __syncthreads();
+    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+    for (uint32_t g = warp; g < group; g += nwarps) {
+        float m = -INFINITY;
+        for (uint32_t p = lane; p < count; p += 32) m = fmaxf(m, sc[g][p]);
+        m = warp_max(m);
+        float ssum = 0.0f;
+        for (uint32_t p = lane; p < count; p += 32) {
+            float e = __expf(sc[g][p] - m);
+            sc[g][p] = e;
+            ssum += e;
+        }
+        ssum = warp_sum(ssum);
+        if (lane == 0) mx[g] = m, sm[g] = ssum;
+    }
+    __syncthreads();
+    uint32_t d = threadIdx.x % HD, h = threadIdx.x / HD, nh = blockDim.x / HD;
+    if (h < 2 && h < nh) {
+        float acc[ATT_MAX_GROUP];
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++) acc[g] = 0.0f;
+        const __half *v = vc + layer_off + (size_t)start * kv_dim + (size_t)kvh * HD + d;
+        uint32_t step = nh < 2 ? nh : 2;
+        for (uint32_t p0 = h; p0 < count; p0 += 8 * step) {
+            float vv[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                uint32_t p = p0 + u * step;
+                vv[u] = p < count ? __half2float(v[(size_t)p * kv_dim]) : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                uint32_t p = p0 + u * step;
+                if (p < count) {
+#pragma unroll
+                    for (int g = 0; g < ATT_MAX_GROUP; g++)
+                        if (g < (int)group) acc[g] += sc[g][p] * vv[u];
+                }
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < ATT_MAX_GROUP; g++)
+            if (g < (int)group) acc_sh[h][g][d] = acc[g];
+    }
+    __syncthreads();
+    uint32_t nparts = nh < 2 ? nh : 2;
+    for (uint32_t i = threadIdx.x; i < group * HD; i += blockDim.x) {
+        uint32_t g = i / HD, dd = i % HD;
+        float a = acc_sh[0][g][dd] + (nparts > 1 ? acc_sh[1][g][dd] : 0.0f);
+        float *pp = part + ((size_t)(kvh * group + g) * max_splits + split) * stride;
+        pp[dd] = a;
+        if (dd == 0) pp[HD] = mx[g], pp[HD + 1] = sm[g];
     }
 }
 
@@ -409,7 +625,7 @@ __global__ void k_attn_reduce(float *out, const float *part, uint32_t head_dim, 
                               uint32_t pos0) {
     uint32_t h = blockIdx.x, stride = head_dim + 2;
     uint32_t pos = pos_ptr ? (uint32_t)*pos_ptr : pos0;
-    uint32_t nsplit = pos / ATT_SPLIT + 1;
+    uint32_t nsplit = pos / DEC_SPLIT + 1;
     const float *pp = part + (size_t)h * max_splits * stride;
     float m = -INFINITY;
     for (uint32_t s = 0; s < nsplit; s++) m = fmaxf(m, pp[s * stride + head_dim]);
@@ -419,6 +635,37 @@ __global__ void k_attn_reduce(float *out, const float *part, uint32_t head_dim, 
         float acc = 0.0f;
         for (uint32_t s = 0; s < nsplit; s++) acc += __expf(pp[s * stride + head_dim] - m) * pp[s * stride + d];
         out[(size_t)h * head_dim + d] = acc / denom;
+    }
+}
+
+/* rope(q), rope(k) and the store of k and v into the cache, in one launch. */
+template <typename KT>
+__global__ void k_rope_store(float *q, float *k, const float *v, KT *kc, KT *vc, size_t layer_off, uint32_t n,
+                             uint32_t n_heads, uint32_t n_kv, uint32_t head_dim, const int *pos_ptr, uint32_t pos0,
+                             const float *freqs) {
+    uint32_t half = head_dim / 2, kv_dim = n_kv * head_dim;
+    uint32_t base = pos_ptr ? (uint32_t)*pos_ptr : pos0;
+    size_t nrot = (size_t)n * (n_heads + n_kv) * half, total = nrot + (size_t)n * kv_dim;
+    for (size_t p = blockIdx.x * (size_t)blockDim.x + threadIdx.x; p < total; p += (size_t)gridDim.x * blockDim.x) {
+        if (p >= nrot) { /* v: copied into the cache */
+            size_t i = p - nrot, tok = i / kv_dim;
+            vc[layer_off + (size_t)(base + tok) * kv_dim + i % kv_dim] = (KT)v[i];
+            continue;
+        }
+        uint32_t i = (uint32_t)(p % half);
+        size_t hrow = p / half; /* over n tokens x (n_heads + n_kv) heads */
+        uint32_t tok = (uint32_t)(hrow / (n_heads + n_kv)), hh = (uint32_t)(hrow % (n_heads + n_kv));
+        bool is_k = hh >= n_heads;
+        float *vec = is_k ? k + ((size_t)tok * n_kv + (hh - n_heads)) * head_dim : q + ((size_t)tok * n_heads + hh) * head_dim;
+        float sn, cs;
+        sincosf((float)(base + tok) * freqs[i], &sn, &cs);
+        float x0 = vec[2 * i], x1 = vec[2 * i + 1];
+        float y0 = x0 * cs - x1 * sn, y1 = x0 * sn + x1 * cs;
+        vec[2 * i] = y0, vec[2 * i + 1] = y1;
+        if (is_k) {
+            size_t dst = layer_off + (size_t)(base + tok) * kv_dim + (size_t)(hh - n_heads) * head_dim + 2 * i;
+            kc[dst] = (KT)y0, kc[dst + 1] = (KT)y1;
+        }
     }
 }
 
@@ -668,6 +915,9 @@ done:
 
 void cu_ctx_free(lbackend_ctx *c) {
     if (!c) return;
+    if (getenv("SHOAL_CUDA_STATS"))
+        fprintf(stderr, "shoal cuda: decode steps: %llu replayed graph, %llu eager, %llu did not match the graph\n",
+                (unsigned long long)c->n_graph, (unsigned long long)c->n_eager, (unsigned long long)c->n_mismatch);
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->exec) cudaGraphExecDestroy(c->exec);
     if (c->graph) cudaGraphDestroy(c->graph);
@@ -678,6 +928,8 @@ void cu_ctx_free(lbackend_ctx *c) {
     cudaFree(c->conv);
     cudaFree(c->deq);
     free(c->log);
+    cudaFree(c->up);
+    cudaFree(c->nrm);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -697,7 +949,7 @@ shoal_status cu_ctx_new(lbackend *be, const lmodel *m, uint32_t max_batch, uint3
     c->cm = (CudaModel *)m->backend_state;
     c->max_batch = max_batch ? max_batch : 1;
     c->n_ctx = n_ctx ? n_ctx : 1;
-    c->max_splits = (c->n_ctx + ATT_SPLIT - 1) / ATT_SPLIT;
+    c->max_splits = (c->n_ctx + DEC_SPLIT - 1) / DEC_SPLIT;
     uint32_t widest = cfg->dim > cfg->hidden_dim ? cfg->dim : cfg->hidden_dim;
     if (cfg->n_heads * cfg->head_dim > widest) widest = cfg->n_heads * cfg->head_dim;
     c->conv_bytes = (size_t)c->max_batch * widest * 2;
@@ -709,6 +961,8 @@ shoal_status cu_ctx_new(lbackend *be, const lmodel *m, uint32_t max_batch, uint3
         e = cudaMalloc((void **)&c->att_part, (size_t)cfg->n_heads * c->max_splits * (cfg->head_dim + 2) * sizeof(float));
     if (e == cudaSuccess && c->max_batch > 1) e = cudaMalloc(&c->conv, c->conv_bytes);
     if (e == cudaSuccess && c->max_batch > 1) e = cudaMalloc(&c->deq, c->deq_bytes);
+    if (e == cudaSuccess) e = cudaMalloc((void **)&c->up, (size_t)c->max_batch * widest * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc((void **)&c->nrm, (size_t)c->max_batch * cfg->dim * sizeof(float));
     if (e != cudaSuccess) {
         cu_ctx_free(c);
         return shoal_error_set(err, SHOAL_ERR_NOMEM, "cuda: session setup: %s", cudaGetErrorString(e));
@@ -723,7 +977,7 @@ shoal_status cu_ctx_new(lbackend *be, const lmodel *m, uint32_t max_batch, uint3
 
 /* --- ops --------------------------------------------------------------------------------------------------- */
 
-enum { OP_ROWS = 1, OP_NORM, OP_MATMUL, OP_ROPE, OP_KV, OP_ATT, OP_SWIGLU, OP_ADD };
+enum { OP_ROWS = 1, OP_NORM, OP_MATMUL, OP_ROPE, OP_KV, OP_ATT, OP_SWIGLU, OP_ADD, OP_MULTI, OP_GLU, OP_MATADD, OP_ROPESTORE };
 
 void run_op(lbackend_ctx *c, const OpRec *r);
 
@@ -739,7 +993,10 @@ void step_begin(lbackend_ctx *c, uint32_t n) {
         c->replaying = true;
         return;
     }
-    if (c->steps++ < 1) return; /* cuBLAS and the kernels load lazily on the first step */
+    if (c->steps++ < 1) { /* cuBLAS and the kernels load lazily on the first step */
+        c->n_eager++;
+        return;
+    }
     cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
     if (e != cudaSuccess) {
         note(c, e, "graph capture");
@@ -763,7 +1020,8 @@ void issue(lbackend_ctx *c, const OpRec *r, const void *k1, const void *k2, cons
     sig_op(c, (uint64_t)r->kind, k1, k2, k3, k4);
     /* A replayed graph reads this step's position from the pinned slot: it must be set even though
      * nothing is launched now. */
-    if (c->replaying && r->n == 1 && (r->kind == OP_ROPE || r->kind == OP_KV || r->kind == OP_ATT))
+    if (c->replaying && r->n == 1 &&
+        (r->kind == OP_ROPE || r->kind == OP_KV || r->kind == OP_ATT || r->kind == OP_ROPESTORE))
         *c->pos_pinned = (int)r->pos0;
     if (!c->replaying) {
         run_op(c, r);
@@ -781,30 +1039,72 @@ void issue(lbackend_ctx *c, const OpRec *r, const void *k1, const void *k2, cons
     c->log[c->nlog++] = *r;
 }
 
-void matvec(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x) {
-    size_t smem = (size_t)w->cols * sizeof(float);
-    unsigned blocks = (unsigned)((w->rows + MV_WARPS - 1) / MV_WARPS);
-    size_t row_bytes = lmodel_dtype_row_bytes(w->dtype, w->cols);
-    bool aligned = w->dtype == LDT_Q8_0 || w->dtype == LDT_Q4_0 ? w->cols % 32 == 0 : row_bytes % 16 == 0;
-    if (!aligned || smem > 96 * 1024) {
-        k_matvec_any<<<blocks, MV_WARPS * 32, 0, c->stream>>>(out, w->dev, w->dtype, x, w->rows, w->cols);
+/* Launches the vector kernel over 1..3 matrices of one dtype and width, or the per-element fallback for
+ * shapes it cannot take (rows not 16-byte aligned). mode: see MvArgs. */
+template <int DT>
+void mv_launch(lbackend_ctx *c, unsigned blocks, const MvArgs &a, const float *x, uint32_t cols) {
+    if (a.norm) k_mv<DT, true><<<blocks, MV_WARPS * 32, 0, c->stream>>>(a, x, cols);
+    else k_mv<DT, false><<<blocks, MV_WARPS * 32, 0, c->stream>>>(a, x, cols);
+}
+
+void matvec(lbackend_ctx *c, const lmodel_tensor *const *ws, float *const *outs, int nseg, int mode, const float *x,
+            const lmodel_tensor *norm = NULL, float eps = 0.0f) {
+    const lmodel_tensor *w0 = ws[0];
+    MvArgs a = {};
+    a.nseg = mode == 2 ? 1 : nseg;
+    a.mode = mode;
+    a.norm = norm ? (const float *)norm->dev : NULL;
+    a.eps = eps;
+    bool vec = (((uintptr_t)x | (uintptr_t)a.norm) & 15) == 0;
+    uint32_t total = 0;
+    for (int i = 0; i < nseg; i++) {
+        a.w[i] = ws[i]->dev;
+        a.out[i] = outs[i];
+        a.start[i] = total;
+        if (mode != 2 || i == 0) total += ws[i]->rows;
+        size_t rb = lmodel_dtype_row_bytes(ws[i]->dtype, ws[i]->cols);
+        vec = vec && ws[i]->dtype == w0->dtype && ws[i]->cols == w0->cols && rb % 16 == 0 && rb > 0;
+    }
+    a.start[a.nseg] = total;
+    if (!vec && norm) {
+        /* normalise into scratch first, then take the plain path */
+        k_rmsnorm<<<1, 256, 0, c->stream>>>(c->nrm, x, (const float *)norm->dev, w0->cols, eps);
+        x = c->nrm;
+        a.norm = NULL;
+    }
+    if (!vec) {
+        /* element by element, then the epilogue as separate steps */
+        for (int i = 0; i < (mode == 2 ? 1 : nseg); i++) {
+            float *dst = mode == 0 ? outs[i] : c->up;
+            k_matvec_any<<<(ws[i]->rows + MV_WARPS - 1) / MV_WARPS, MV_WARPS * 32, 0, c->stream>>>(
+                dst, ws[i]->dev, ws[i]->dtype, x, ws[i]->rows, ws[i]->cols);
+            if (mode == 1) k_add<<<grid_for(ws[i]->rows, 256), 256, 0, c->stream>>>(outs[i], c->up, ws[i]->rows);
+        }
+        if (mode == 2) {
+            k_matvec_any<<<(ws[0]->rows + MV_WARPS - 1) / MV_WARPS, MV_WARPS * 32, 0, c->stream>>>(
+                outs[0], ws[0]->dev, ws[0]->dtype, x, ws[0]->rows, ws[0]->cols);
+            k_matvec_any<<<(ws[1]->rows + MV_WARPS - 1) / MV_WARPS, MV_WARPS * 32, 0, c->stream>>>(
+                c->up, ws[1]->dev, ws[1]->dtype, x, ws[1]->rows, ws[1]->cols);
+            k_swiglu<<<grid_for(ws[0]->rows, 256), 256, 0, c->stream>>>(outs[0], c->up, ws[0]->rows);
+        }
         note_launch(c, "matvec");
         return;
     }
-    switch (w->dtype) {
-    case LDT_F32: k_matvec<LDT_F32><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_F16: k_matvec<LDT_F16><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_BF16: k_matvec<LDT_BF16><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_Q8_0: k_matvec<LDT_Q8_0><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
-    case LDT_Q4_0: k_matvec<LDT_Q4_0><<<blocks, MV_WARPS * 32, smem, c->stream>>>(out, w->dev, x, w->rows, w->cols); break;
+    unsigned blocks = (total + MV_WARPS - 1) / MV_WARPS;
+    switch (w0->dtype) {
+    case LDT_F32: mv_launch<LDT_F32>(c, blocks, a, x, w0->cols); break;
+    case LDT_F16: mv_launch<LDT_F16>(c, blocks, a, x, w0->cols); break;
+    case LDT_BF16: mv_launch<LDT_BF16>(c, blocks, a, x, w0->cols); break;
+    case LDT_Q8_0: mv_launch<LDT_Q8_0>(c, blocks, a, x, w0->cols); break;
+    case LDT_Q4_0: mv_launch<LDT_Q4_0>(c, blocks, a, x, w0->cols); break;
     }
     note_launch(c, "matvec");
 }
 
-void gemm(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x, uint32_t n) {
+void gemm(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x, uint32_t n, float beta) {
     /* Row-major out[n][rows] = x[n][cols] W^T is column-major out' (rows x n) = op_T(W') x', W' = W as
      * column-major (cols x rows), x' = x as column-major (cols x n). */
-    float one = 1.0f, zero = 0.0f;
+    float one = 1.0f, zero = beta; /* beta 1: out += W x (the residual add) */
     cublasStatus_t bs;
     if (w->dtype == LDT_F32) {
         bs = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, (int)n, (int)w->cols, &one,
@@ -831,6 +1131,14 @@ void gemm(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x, u
     note_launch(c, "gemm");
 }
 
+/* Prefill: the normalised rows, in scratch (the input when the op has no norm). */
+const float *prefill_norm(lbackend_ctx *c, const OpRec *r) {
+    if (!r->w) return r->x;
+    k_rmsnorm<<<r->n, 256, 0, c->stream>>>(c->nrm, r->x, (const float *)r->w->dev, r->w->cols, r->f);
+    note_launch(c, "rmsnorm");
+    return c->nrm;
+}
+
 void run_op(lbackend_ctx *c, const OpRec *r) {
     switch (r->kind) {
     case OP_ROWS:
@@ -842,8 +1150,32 @@ void run_op(lbackend_ctx *c, const OpRec *r) {
         note_launch(c, "rmsnorm");
         break;
     case OP_MATMUL:
-        if (r->n == 1) matvec(c, r->out, r->w, r->x);
-        else gemm(c, r->out, r->w, r->x, r->n);
+        if (r->n == 1) matvec(c, &r->w, &r->out, 1, 0, r->x);
+        else gemm(c, r->out, r->w, r->x, r->n, 0.0f);
+        break;
+    case OP_MULTI:
+        if (r->n == 1) {
+            matvec(c, r->ws, r->outs, (int)r->count, 0, r->x, r->w, r->f);
+        } else {
+            const float *x = prefill_norm(c, r);
+            for (size_t i = 0; i < r->count; i++) gemm(c, r->outs[i], r->ws[i], x, r->n, 0.0f);
+        }
+        break;
+    case OP_GLU:
+        if (r->n == 1) {
+            matvec(c, r->ws, r->outs, 2, 2, r->x, r->w, r->f);
+        } else {
+            const float *x = prefill_norm(c, r);
+            gemm(c, r->outs[0], r->ws[0], x, r->n, 0.0f);
+            gemm(c, c->up, r->ws[1], x, r->n, 0.0f);
+            size_t cnt = (size_t)r->n * r->ws[0]->rows;
+            k_swiglu<<<grid_for(cnt, 256), 256, 0, c->stream>>>(r->outs[0], c->up, cnt);
+            note_launch(c, "swiglu");
+        }
+        break;
+    case OP_MATADD:
+        if (r->n == 1) matvec(c, &r->w, &r->out, 1, 1, r->x);
+        else gemm(c, r->out, r->w, r->x, r->n, 1.0f);
         break;
     case OP_ROPE: {
         const int *pp = step_pos(c, r->n, r->pos0);
@@ -871,12 +1203,22 @@ void run_op(lbackend_ctx *c, const OpRec *r) {
         bool f16 = kv->dtype == LDT_F16;
         if (n == 1) {
             dim3 grid(n_kv, c->max_splits);
-            if (f16)
-                k_attn_decode<__half><<<grid, 128, 0, c->stream>>>(c->att_part, r->x, (const __half *)kv->k,
+            unsigned threads = hd > 128 ? 256 : 128;
+            bool vec16 = f16 && (kv->kv_dim % 8) == 0 && ((uintptr_t)kv->k % 16) == 0;
+            if (vec16 && hd == 64)
+                k_attn_decode_h<64><<<grid, 128, 0, c->stream>>>(c->att_part, r->x, (const __half *)kv->k,
+                                                                 (const __half *)kv->v, off, kv->kv_dim, group,
+                                                                 c->max_splits, pp, pos0, scale);
+            else if (vec16 && hd == 128)
+                k_attn_decode_h<128><<<grid, 128, 0, c->stream>>>(c->att_part, r->x, (const __half *)kv->k,
+                                                                  (const __half *)kv->v, off, kv->kv_dim, group,
+                                                                  c->max_splits, pp, pos0, scale);
+            else if (f16)
+                k_attn_decode<__half><<<grid, threads, 0, c->stream>>>(c->att_part, r->x, (const __half *)kv->k,
                                                                  (const __half *)kv->v, off, kv->kv_dim, hd, group,
                                                                  c->max_splits, pp, pos0, scale);
             else
-                k_attn_decode<float><<<grid, 128, 0, c->stream>>>(c->att_part, r->x, (const float *)kv->k,
+                k_attn_decode<float><<<grid, threads, 0, c->stream>>>(c->att_part, r->x, (const float *)kv->k,
                                                                 (const float *)kv->v, off, kv->kv_dim, hd, group,
                                                                 c->max_splits, pp, pos0, scale);
             k_attn_reduce<<<n_heads, 64, 0, c->stream>>>(r->out, c->att_part, hd, c->max_splits, pp, pos0);
@@ -893,6 +1235,23 @@ void run_op(lbackend_ctx *c, const OpRec *r) {
                                                                      group, pos0, scale);
         }
         note_launch(c, "attention");
+        break;
+    }
+    case OP_ROPESTORE: {
+        const int *pp = step_pos(c, r->n, r->pos0);
+        lkv_cache *kv = r->kv;
+        uint32_t n_heads = r->b, n_kv = r->c, hd = (uint32_t)r->count;
+        size_t off = (size_t)r->a * kv->n_ctx * kv->kv_dim;
+        size_t total = (size_t)r->n * (n_heads + n_kv) * (hd / 2) + (size_t)r->n * kv->kv_dim;
+        if (kv->dtype == LDT_F16)
+            k_rope_store<__half><<<grid_for(total, 256), 256, 0, c->stream>>>(r->out, r->outs[0], r->x, (__half *)kv->k,
+                                                                            (__half *)kv->v, off, r->n, n_heads, n_kv, hd,
+                                                                            pp, r->pos0, r->freqs);
+        else
+            k_rope_store<float><<<grid_for(total, 256), 256, 0, c->stream>>>(r->out, r->outs[0], r->x, (float *)kv->k,
+                                                                           (float *)kv->v, off, r->n, n_heads, n_kv, hd,
+                                                                           pp, r->pos0, r->freqs);
+        note_launch(c, "rope_store");
         break;
     }
     case OP_SWIGLU:
@@ -925,6 +1284,31 @@ void cu_matmul(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float 
     issue(c, &r, out, w->dev, x, n);
 }
 
+void cu_matmul_multi(lbackend_ctx *c, float *const *outs, const lmodel_tensor *const *ws, uint32_t count,
+                     const float *x, const lmodel_tensor *norm, float eps, uint32_t n) {
+    OpRec r = {};
+    r.kind = OP_MULTI, r.x = x, r.n = n, r.count = count, r.w = norm, r.f = eps;
+    uint64_t key = 0;
+    for (uint32_t i = 0; i < count && i < 3; i++) {
+        r.outs[i] = outs[i], r.ws[i] = ws[i];
+        key = key * 31 + (uint64_t)(uintptr_t)outs[i];
+    }
+    issue(c, &r, ws[0]->dev, x, (const void *)(uintptr_t)key, ((uint64_t)n << 8) | count);
+}
+
+void cu_matmul_swiglu(lbackend_ctx *c, float *out, const lmodel_tensor *w1, const lmodel_tensor *w3, const float *x,
+                      const lmodel_tensor *norm, float eps, uint32_t n) {
+    OpRec r = {};
+    r.kind = OP_GLU, r.x = x, r.n = n, r.outs[0] = out, r.ws[0] = w1, r.ws[1] = w3, r.w = norm, r.f = eps;
+    issue(c, &r, out, w1->dev, x, ((uint64_t)n << 32) | (uint32_t)(uintptr_t)w3->dev);
+}
+
+void cu_matmul_add(lbackend_ctx *c, float *xres, const lmodel_tensor *w, const float *in, uint32_t n) {
+    OpRec r = {};
+    r.kind = OP_MATADD, r.out = xres, r.w = w, r.x = in, r.n = n;
+    issue(c, &r, xres, w->dev, in, n);
+}
+
 void cu_rope(lbackend_ctx *c, float *x, uint32_t n, uint32_t n_heads, uint32_t head_dim, uint32_t pos0,
              const float *freqs) {
     if (freqs != c->cm->rope_freqs_host) {
@@ -949,6 +1333,18 @@ void cu_attention(lbackend_ctx *c, float *out, const float *q, const lkv_cache *
     r.kind = OP_ATT, r.out = out, r.x = q, r.kv = (lkv_cache *)kv, r.a = layer, r.pos0 = pos0, r.n = n, r.b = n_heads,
     r.c = n_kv_heads, r.count = head_dim;
     issue(c, &r, out, q, kv->k, ((uint64_t)n << 32) | layer);
+}
+
+void cu_rope_store(lbackend_ctx *c, float *q, float *k, const float *v, lkv_cache *kv, uint32_t layer, uint32_t pos0,
+                   uint32_t n, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim, const float *freqs) {
+    if (freqs != c->cm->rope_freqs_host) {
+        note(c, cudaErrorInvalidValue, "rope: unknown frequency table");
+        return;
+    }
+    OpRec r = {};
+    r.kind = OP_ROPESTORE, r.out = q, r.outs[0] = k, r.x = v, r.kv = kv, r.a = layer, r.pos0 = pos0, r.n = n,
+    r.b = n_heads, r.c = n_kv_heads, r.count = head_dim, r.freqs = c->cm->rope_freqs;
+    issue(c, &r, q, k, kv->k, ((uint64_t)n << 32) | layer);
 }
 
 void cu_swiglu(lbackend_ctx *c, float *g, const float *u, size_t count) {
@@ -984,7 +1380,9 @@ shoal_status cu_sync(lbackend_ctx *c, shoal_error *err) {
         c->replaying = false;
         if (c->cur.hash == c->rec.hash && c->cur.nops == c->rec.nops) {
             note(c, cudaGraphLaunch(c->exec, c->stream), "graph launch");
+            c->n_graph++;
         } else {
+            c->n_mismatch++;
             /* Another kind of one-token pass (e.g. a prefill chunk without logits): run its ops as logged. */
             for (size_t i = 0; i < c->nlog; i++) run_op(c, &c->log[i]);
         }
@@ -997,16 +1395,6 @@ shoal_status cu_sync(lbackend_ctx *c, shoal_error *err) {
     c->error = cudaSuccess;
     cudaGetLastError();
     return shoal_error_set(err, SHOAL_ERR_DEVICE, "cuda: %s: %s", what, cudaGetErrorString(e));
-}
-
-void set_smem_limits(void) {
-    /* Rows of up to 24,576 f32 inputs staged in shared memory (above the default 48 KB). */
-    int lim = 96 * 1024;
-    cudaFuncSetAttribute(k_matvec<LDT_F32>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_F16>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_BF16>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_Q8_0>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
-    cudaFuncSetAttribute(k_matvec<LDT_Q4_0>, cudaFuncAttributeMaxDynamicSharedMemorySize, lim);
 }
 
 void cu_describe(const lbackend *be, char *buf, size_t cap) {
@@ -1043,7 +1431,6 @@ extern "C" shoal_status lcuda_create(const lbackend_opts *opts, lbackend **out, 
         free(s), free(be);
         return shoal_error_set(err, SHOAL_ERR_DEVICE, "cuda:%d: %s", dev, cudaGetErrorString(e));
     }
-    set_smem_limits();
     be->name = "cuda";
     be->host_visible = false;
     be->state = s;
@@ -1066,6 +1453,10 @@ extern "C" shoal_status lcuda_create(const lbackend_opts *opts, lbackend **out, 
     be->swiglu = cu_swiglu;
     be->add = cu_add;
     be->sync = cu_sync;
+    be->matmul_multi = cu_matmul_multi;
+    be->matmul_swiglu = cu_matmul_swiglu;
+    be->matmul_add = cu_matmul_add;
+    be->rope_store = cu_rope_store;
     *out = be;
     return SHOAL_OK;
 }

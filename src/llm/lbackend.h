@@ -83,6 +83,22 @@ struct lbackend {
     void (*add)(lbackend_ctx *ctx, float *x, const float *y, size_t count);
     /* Waits for the ops issued on ctx; SHOAL_ERR_DEVICE with a message if any failed. */
     shoal_status (*sync)(lbackend_ctx *ctx, shoal_error *err);
+
+    /* Optional fusions; NULL means the forward pass composes the ops above. A GPU backend uses them to
+     * launch fewer kernels per token (each launch costs microseconds at batch 1). When `norm` is given, the
+     * input rows are RMS-normalised (times norm, with eps) on the way in, and x itself is not changed. */
+    /* outs[i] = ws[i] norm(x) for i < count (<= 3): q, k and v share their input. */
+    void (*matmul_multi)(lbackend_ctx *ctx, float *const *outs, const lmodel_tensor *const *ws, uint32_t count,
+                         const float *x, const lmodel_tensor *norm, float eps, uint32_t n);
+    /* out = silu(w1 norm(x)) * (w3 norm(x)), out: [n][w1->rows]. */
+    void (*matmul_swiglu)(lbackend_ctx *ctx, float *out, const lmodel_tensor *w1, const lmodel_tensor *w3,
+                          const float *x, const lmodel_tensor *norm, float eps, uint32_t n);
+    /* x += w in: a projection with the residual add. */
+    void (*matmul_add)(lbackend_ctx *ctx, float *x, const lmodel_tensor *w, const float *in, uint32_t n);
+    /* rope(q), rope(k), then kv_store(k, v): the three steps between the projections and attention. */
+    void (*rope_store)(lbackend_ctx *ctx, float *q, float *k, const float *v, lkv_cache *kv, uint32_t layer,
+                       uint32_t pos0, uint32_t n, uint32_t n_heads, uint32_t n_kv_heads, uint32_t head_dim,
+                       const float *freqs);
 };
 
 typedef struct lbackend_opts {
