@@ -497,6 +497,9 @@ shoal_status shoal_nn_ctx_new(shoal_nn_registry *registry, shoal_nn_ctx **out, s
 void shoal_nn_ctx_free(shoal_nn_ctx *ctx);
 /* Adds `wasi_ephemeral_nn` (WasmEdge GGML backend ABI) and `shoal_llm` to imports, bound to ctx. */
 shoal_status shoal_nn_add_imports(shoal_nn_ctx *ctx, shoal_imports *imports, shoal_error *err);
+/* The guest's WASI state: shoal_llm save/restore resolve the guest's file names in its directories, as
+ * path_open does. Without it (the default) they fail. */
+void shoal_nn_ctx_set_wasi(shoal_nn_ctx *ctx, shoal_wasi *wasi);
 /* The message of the guest's last failed call of either module ("" if none). */
 const char *shoal_nn_ctx_last_error(const shoal_nn_ctx *ctx);
 /* Nanoseconds spent in forward passes (prefill and decode) for this guest so far. */
