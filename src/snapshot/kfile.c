@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Writes everything, resuming after short writes and signals. */
@@ -28,38 +29,43 @@ static int write_all(int fd, const struct iovec *iov, int n) {
     return 0;
 }
 
-/* fsync of the directory holding path, so that a rename into it survives a power cut. */
-static int sync_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return -1;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(dir);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+/* Creates name.tmp-XXXXXX in dirfd (O_EXCL: never an existing file); *tmp gets its name. */
+static int make_temp(int dirfd, const char *name, char *tmp, size_t cap) {
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)tmp;
+    mode_t um = umask(0);
+    umask(um);
+    for (int tries = 0; tries < 100; tries++) {
+        char suffix[7];
+        for (int i = 0; i < 6; i++) {
+            x = x * 6364136223846793005u + 1442695040888963407u;
+            suffix[i] = digits[(x >> 33) % 36];
+        }
+        suffix[6] = 0;
+        if ((size_t)snprintf(tmp, cap, "%s.tmp-%s", name, suffix) >= cap) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644 & ~um);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
 }
 
-shoal_status kfile_write_atomic(const char *path, const struct iovec *iov, int n, shoal_error *err) {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp)
-        return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory");
-    snprintf(tmp, len + 16, "%s.tmp-XXXXXX", path);
+shoal_status kfile_write_atomic_at(int dirfd, const char *name, const char *shown, const struct iovec *iov, int n,
+                                   shoal_error *err) {
+    char tmp[4096];
     const char *what = "create a temporary file next to";
     bool created = false;
-    int fd = mkostemp(tmp, O_CLOEXEC);
+    int fd = make_temp(dirfd, name, tmp, sizeof tmp);
     if (fd < 0)
         goto fail;
     created = true;
     what = "write";
-    /* mkstemp makes the file 0600; a snapshot is an ordinary file: 0644 less the umask. */
-    mode_t um = umask(0);
-    umask(um);
-    if (fchmod(fd, 0644 & ~um) || write_all(fd, iov, n))
+    if (write_all(fd, iov, n))
         goto fail;
     what = "fsync";
     if (fsync(fd))
@@ -70,22 +76,82 @@ shoal_status kfile_write_atomic(const char *path, const struct iovec *iov, int n
     if (close(fd2))
         goto fail;
     what = "rename the temporary file onto";
-    if (rename(tmp, path))
+    if (renameat(dirfd, tmp, dirfd, name))
         goto fail;
-    free(tmp);
-    /* The new content is in place; a failed directory sync only weakens durability across a power cut. */
-    if (sync_dir(path))
-        return shoal_error_set(err, SHOAL_ERR_IO, "%s: written, but fsync of its directory failed: %s", path,
-                               strerror(errno));
+    /* The new content is in place. The directory sync makes the rename survive a power cut (an O_PATH
+     * dirfd cannot be fsynced itself: open the directory for it). */
+    int d = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0 || fsync(d)) {
+        int e = errno;
+        if (d >= 0)
+            close(d);
+        return shoal_error_set(err, SHOAL_ERR_IO, "%s: written, but fsync of its directory failed: %s", shown,
+                               strerror(e));
+    }
+    close(d);
     return SHOAL_OK;
 fail:;
     int e = errno;
     if (fd >= 0)
         close(fd);
     if (created)
-        unlink(tmp);
-    free(tmp);
-    return shoal_error_set(err, SHOAL_ERR_IO, "cannot %s %s: %s", what, path, strerror(e));
+        unlinkat(dirfd, tmp, 0);
+    return shoal_error_set(err, SHOAL_ERR_IO, "cannot %s %s: %s", what, shown, strerror(e));
+}
+
+shoal_status kfile_write_atomic(const char *path, const struct iovec *iov, int n, shoal_error *err) {
+    const char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory");
+    if (!*name) {
+        free(dir);
+        return shoal_error_set(err, SHOAL_ERR_ARG, "%s names a directory, not a file", path);
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        int e = errno;
+        shoal_status st = shoal_error_set(err, SHOAL_ERR_IO, "cannot write %s: directory %s: %s", path, dir,
+                                          strerror(e));
+        free(dir);
+        return st;
+    }
+    free(dir);
+    shoal_status st = kfile_write_atomic_at(dfd, name, path, iov, n, err);
+    close(dfd);
+    return st;
+}
+
+shoal_status kfile_read_fd(int fd, const char *shown, uint8_t **out, size_t *size, shoal_error *err) {
+    *out = NULL;
+    *size = 0;
+    struct stat sb;
+    if (fstat(fd, &sb))
+        return shoal_error_set(err, SHOAL_ERR_IO, "cannot read %s: %s", shown, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return shoal_error_set(err, SHOAL_ERR_IO, "%s is not a regular file", shown);
+    size_t n = (size_t)sb.st_size;
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory reading %s (%zu bytes)", shown, n);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got < (1u << 30) ? n - got : (1u << 30), (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            return shoal_error_set(err, SHOAL_ERR_IO, "cannot read %s: %s", shown, strerror(e));
+        }
+        if (r == 0)
+            break; /* shrank while reading: what we got is checked like any short file */
+        got += (size_t)r;
+    }
+    *out = buf;
+    *size = got;
+    return SHOAL_OK;
 }
 
 shoal_status kfile_read_all(const char *path, uint8_t **out, size_t *size, shoal_error *err) {
@@ -94,38 +160,7 @@ shoal_status kfile_read_all(const char *path, uint8_t **out, size_t *size, shoal
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return shoal_error_set(err, SHOAL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    struct stat sb;
-    uint8_t *buf = NULL;
-    if (fstat(fd, &sb))
-        goto io;
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return shoal_error_set(err, SHOAL_ERR_IO, "%s is not a regular file", path);
-    }
-    size_t n = (size_t)sb.st_size;
-    buf = malloc(n ? n : 1);
-    if (!buf) {
-        close(fd);
-        return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory reading %s (%zu bytes)", path, n);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got < (1u << 30) ? n - got : (1u << 30));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            goto io;
-        if (r == 0)
-            break; /* shrank while reading: what we got is checked like any short file */
-        got += (size_t)r;
-    }
+    shoal_status st = kfile_read_fd(fd, path, out, size, err);
     close(fd);
-    *out = buf;
-    *size = got;
-    return SHOAL_OK;
-io:;
-    int e = errno;
-    close(fd);
-    free(buf);
-    return shoal_error_set(err, SHOAL_ERR_IO, "cannot read %s: %s", path, strerror(e));
+    return st;
 }

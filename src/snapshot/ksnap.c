@@ -15,16 +15,19 @@
  * verifies it on the whole file before it writes a single byte of the session.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <xxhash.h>
 
 #include "kfile.h"
+#include "ksnap.h"
 #include "lapi.h"
 #include "lload.h"
 #include "lsample.h"
@@ -251,8 +254,8 @@ static bool add_metadata(cJSON *meta, shoal_session *ss, const layout *L, const 
                     st.s[2], st.s[3]);
 }
 
-shoal_status shoal_session_save(shoal_session *ss, const char *path, const shoal_snapshot_save_opts *opts,
-                                shoal_error *err) {
+shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const char *shown,
+                           const shoal_snapshot_save_opts *opts, shoal_error *err) {
     static const shoal_snapshot_save_opts none = {0};
     if (!opts)
         opts = &none;
@@ -301,7 +304,7 @@ shoal_status shoal_session_save(shoal_session *ss, const char *path, const shoal
     memcpy(hdr + 8, json, jlen);
     memset(hdr + 8 + jlen, ' ', padded - jlen);
     struct iovec iov[2] = {{hdr, 8 + padded}, {data, (size_t)L.total}};
-    st = kfile_write_atomic(path, iov, 2, err);
+    st = dirfd < 0 ? kfile_write_atomic(path, iov, 2, err) : kfile_write_atomic_at(dirfd, path, shown, iov, 2, err);
     goto done;
 nomem:
     st = shoal_error_set(err, SHOAL_ERR_NOMEM, "snapshot: out of memory");
@@ -431,15 +434,13 @@ static shoal_status parse_and_check(shoal_session *ss, const char *path, const u
     return SHOAL_OK;
 }
 
-shoal_status shoal_session_restore(shoal_session *ss, const char *path, shoal_snapshot_restored *out,
-                                   shoal_error *err) {
+shoal_status ksnap_restore_fd(shoal_session *ss, int fd, const char *path, shoal_snapshot_restored *out,
+                              shoal_error *err) {
     lsession *s = ss->s;
-    if (!path || !*path)
-        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
     uint8_t *file = NULL;
     size_t size = 0;
     parsed P = {0};
-    shoal_status st = kfile_read_all(path, &file, &size, err);
+    shoal_status st = kfile_read_fd(fd, path, &file, &size, err);
     if (st)
         return st;
     if ((st = parse_and_check(ss, path, file, size, &P, err)))
@@ -492,5 +493,22 @@ shoal_status shoal_session_restore(shoal_session *ss, const char *path, shoal_sn
 done:
     cJSON_Delete(P.root);
     free(file);
+    return st;
+}
+
+shoal_status shoal_session_save(shoal_session *session, const char *path, const shoal_snapshot_save_opts *opts,
+                                shoal_error *err) {
+    return ksnap_save_at(session, -1, path, path, opts, err);
+}
+
+shoal_status shoal_session_restore(shoal_session *session, const char *path, shoal_snapshot_restored *out,
+                                   shoal_error *err) {
+    if (!path || !*path)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return shoal_error_set(err, SHOAL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    shoal_status st = ksnap_restore_fd(session, fd, path, out, err);
+    close(fd);
     return st;
 }
