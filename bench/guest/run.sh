@@ -47,6 +47,9 @@ cuda*) target=GPU ;;
 *) echo "bench/guest: --device cpu or cuda" >&2; exit 2 ;;
 esac
 prompt="Once upon a time"
+# What the chat guest sends (its plain template around $prompt): `shoal generate` on it is the chat's baseline.
+chat_prompt="User: $prompt
+Assistant:"
 gctx=() nctx=()
 if [ -n "$ctx" ]; then gctx=(--ctx "$ctx"); nctx=(--ctx "$ctx"); fi
 pre=(--nn-threads "$threads" --nn-preload "default:GGML:$target:$model")
@@ -67,6 +70,8 @@ measure() { # NAME TOKENS -> appends one tok/s to $tmp/NAME.TOKENS and the proce
     case $name in
     generate) r=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$prompt" -n "$ntok" --temp 0 \
                   "${gctx[@]}" 2>&1 >/dev/null | rate) ;;
+    generate-chat) r=$("$shoal" generate -m "$model" --device "$device" -t "$threads" -p "$chat_prompt" -n "$ntok" \
+                  --temp 0 "${gctx[@]}" 2>&1 >/dev/null | rate) ;;
     complete) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --prompt "$prompt" -n "$ntok" --temp 0 \
                   "${nctx[@]}" --timings 2>&1 >/dev/null | rate) ;;
     complete-stream) r=$("$shoal" run "${pre[@]}" "$guests/complete.wasm" --stream --prompt "$prompt" -n "$ntok" \
@@ -83,7 +88,7 @@ measure() { # NAME TOKENS -> appends one tok/s to $tmp/NAME.TOKENS and the proce
 }
 median() { [ -s "$tmp/$1" ] || { echo 0; return; }; sort -g "$tmp/$1" | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-variants=(generate complete complete-stream chat sample-host)
+variants=(generate complete complete-stream sample-host generate-chat chat)
 short=$((ntok / 8))
 for ((i = 1; i <= runs; i++)); do
     for v in "${variants[@]}"; do
@@ -111,12 +116,15 @@ for v in "${variants[@]}"; do
     generate) path="host only (shoal generate)" ;;
     complete) path="wasi_ephemeral_nn compute (one call)" ;;
     complete-stream) path="wasi_ephemeral_nn compute_single + get_output_single per token" ;;
-    chat) path="chat guest: compute_single per token, one turn" ;;
+    chat) path="chat guest: compute_single per token, one turn (vs generate-chat)" ;;
+    generate-chat) path="shoal generate on the chat's rendered prompt" ;;
     sample-host) path="shoal_llm step per token" ;;
     esac
-    rel=$(awk -v m="$m" -v b="$base" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
+    b=$base cb=$cbase
+    if [ "$v" = chat ]; then b=$(median generate-chat.$ntok); cb=$(median generate-chat.cpurate); fi
+    rel=$(awk -v m="$m" -v b="$b" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
     c=$(median "$v.cpurate")
-    crel=$(awk -v m="$c" -v b="$cbase" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
+    crel=$(awk -v m="$c" -v b="$cb" 'BEGIN { printf (b > 0 ? "%+.2f%%" : "n/a"), 100 * (m - b) / b }')
     echo "| $v | $path | $m | $rel | $c | $crel | $(sort -g "$tmp/$v.$ntok" | tr '\n' ' ')|"
 done
 
