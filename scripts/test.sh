@@ -31,8 +31,8 @@ record "build gcc" $?
 [ -d build ] && run_ctest build gcc
 
 if [ $quick -eq 0 ]; then
-  echo "== build (clang-14, ASan+UBSan) =="
-  cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=clang-14 -DSHOAL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null \
+  echo "== build (clang-14, ASan+UBSan; without CUDA: also checks the build that has no nvcc) =="
+  cmake -S . -B build-asan -G Ninja -DCMAKE_C_COMPILER=clang-14 -DSHOAL_SANITIZE=ON -DSHOAL_CUDA=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null \
     && ninja -C build-asan -j"$jobs"
   record "build clang asan+ubsan" $?
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "shoal_guest.h"
 
@@ -123,6 +124,9 @@ int main(int argc, char **argv) {
     if (system && !(open_msg(llama3, "system") && appends(system) && close_msg(llama3)))
         return 1;
     int have_ctx = 0;
+    int tty = isatty(0);
+    if (tty)
+        fprintf(stderr, "chat: one message per line; end with ^D\n> ");
     for (int turn = 1; fgets(line, sizeof line, stdin); turn++) {
         line[strcspn(line, "\n")] = 0;
         if (!(open_msg(llama3, "user") && appends(line) && close_msg(llama3) && open_msg(llama3, "assistant"))) {
@@ -179,6 +183,8 @@ int main(int argc, char **argv) {
             return 1;
         if (rc == WASI_NN_CONTEXT_FULL)
             break;
+        if (tty)
+            fprintf(stderr, "> ");
     }
     if (have_ctx)
         wasi_nn_finalize_execution_context(ctx);

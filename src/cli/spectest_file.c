@@ -8,14 +8,14 @@
  * freeing it early could leave the engine with dangling references. Cleanup frees instances newest
  * first, then modules, then the imports.
  *
- * Judgement rules (the JSON format is described in /work/shared/wasm-spec/README.md):
+ * Judgement rules (the JSON format is described in the suite's README, ../shared/wasm-spec/README.md):
  *   - rejections must carry the right status: assert_invalid -> SHOAL_ERR_INVALID, assert_malformed ->
  *     SHOAL_ERR_MALFORMED, assert_unlinkable -> SHOAL_ERR_UNLINKABLE, assert_uninstantiable and
  *     assert_trap -> SHOAL_ERR_TRAP with a trap whose spec wording matches "text" (either may be a prefix
  *     of the other: the suite writes "uninitialized element 2" and "indirect call"), assert_exhaustion ->
  *     SHOAL_TRAP_STACK_EXHAUSTED;
  *   - rejection messages are compared with "text" only under --strict-text (engines word them freely);
- *   - SHOAL_ERR_UNSUPPORTED is a skip in simd_* files and a failure anywhere else, as are v128 values;
+ *   - SHOAL_ERR_UNSUPPORTED is a skip in simd_* files and a failure anywhere else; v128 values are skips;
  *   - text-format modules (assert_malformed with module_type "text") are skipped: there is no text parser.
  */
 #include "spectest_file.h"

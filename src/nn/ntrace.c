@@ -18,6 +18,7 @@
 typedef struct tfunc {
     const char *module, *name;
     uint32_t nparams;
+    const shoal_valtype *params; /* the module's (lives as long as it) */
     uint64_t calls, ns, bytes;
 } tfunc;
 
@@ -27,7 +28,7 @@ struct shoal_trace {
     tfunc *funcs; /* by function index (imports only) */
     uint32_t nfuncs;
     uint64_t t_start, t_enter, host_ns, calls, bytes;
-    uint64_t args[8];
+    shoal_val args[8];
     uint32_t nargs;
 };
 
@@ -45,7 +46,7 @@ shoal_status shoal_trace_new(const shoal_module *module, int fd, bool per_call, 
     for (uint32_t i = 0; i < n; i++) {
         shoal_extern_desc d;
         if (shoal_module_import(module, i, &d) && d.kind == SHOAL_EXTERN_FUNC)
-            t->funcs[t->nfuncs++] = (tfunc){d.module, d.name, d.func.nparams, 0, 0, 0};
+            t->funcs[t->nfuncs++] = (tfunc){d.module, d.name, d.func.nparams, d.func.params, 0, 0, 0};
     }
     int dupfd = dup(fd);
     t->out = dupfd >= 0 ? fdopen(dupfd, "w") : NULL;
@@ -74,8 +75,7 @@ static void trace_hook(void *user, shoal_instance *inst, uint32_t fi, bool leave
     shoal_trace *t = user;
     if (!leave) {
         t->nargs = nvals < 8 ? nvals : 8;
-        for (uint32_t i = 0; i < t->nargs; i++)
-            t->args[i] = vals[i].i64; /* printed by the type's width below */
+        memcpy(t->args, vals, t->nargs * sizeof *vals);
         nn_trace_bytes = 0;
         t->t_enter = nn_now_ns(); /* last: the hook's own work is not charged to the call */
         return;
@@ -88,7 +88,7 @@ static void trace_hook(void *user, shoal_instance *inst, uint32_t fi, bool leave
         !strcmp(f->module, "wasi_snapshot_preview1") &&
         (!strcmp(f->name, "fd_write") || !strcmp(f->name, "fd_read"))) {
         uint32_t moved = 0;
-        if (shoal_instance_memory_read(inst, (uint32_t)t->args[3], &moved, 4, NULL) == SHOAL_OK) {
+        if (shoal_instance_memory_read(inst, (uint32_t)t->args[3].i32, &moved, 4, NULL) == SHOAL_OK) {
             bytes = moved;
             known = true;
         }
@@ -104,8 +104,18 @@ static void trace_hook(void *user, shoal_instance *inst, uint32_t fi, bool leave
     if (!t->per_call)
         return;
     fprintf(t->out, "[trace] %s.%s(", f ? f->module : "?", f ? f->name : "?");
-    for (uint32_t i = 0; i < t->nargs; i++)
-        fprintf(t->out, "%s%d", i ? ", " : "", (int32_t)t->args[i]);
+    for (uint32_t i = 0; i < t->nargs; i++) {
+        shoal_valtype vt = f && i < f->nparams ? f->params[i] : SHOAL_I32;
+        const char *sep = i ? ", " : "";
+        if (vt == SHOAL_I64)
+            fprintf(t->out, "%s%lld", sep, (long long)t->args[i].i64);
+        else if (vt == SHOAL_F32)
+            fprintf(t->out, "%s%g", sep, (double)t->args[i].f32);
+        else if (vt == SHOAL_F64)
+            fprintf(t->out, "%s%g", sep, t->args[i].f64);
+        else
+            fprintf(t->out, "%s%d", sep, (int)t->args[i].i32);
+    }
     if (status != SHOAL_OK)
         fprintf(t->out, ") -> %s", shoal_status_name(status));
     else if (nvals == 1)

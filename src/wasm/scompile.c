@@ -569,6 +569,7 @@ static SOp imm_form(SOp op, bool swapped) {
     case SO_i32_le_u: return swapped ? SO_i32_ge_u_imm : SO_i32_le_u_imm;
     case SO_i32_ge_s: return swapped ? SO_i32_le_s_imm : SO_i32_ge_s_imm;
     case SO_i32_ge_u: return swapped ? SO_i32_le_u_imm : SO_i32_ge_u_imm;
+    case SO_i32_sub: return swapped ? SO_i32_rsub_imm : SO_COUNT; /* k - x; x - k becomes add_imm */
     default: return SO_COUNT;
     }
 }
@@ -604,6 +605,25 @@ static bool try_fuse_mul(T *t, SOp op) {
     return true;
 }
 
+/* The immediate form of an i64 op taking a sign-extended 32-bit constant, or SO_COUNT. */
+static SOp imm_form64(SOp op, bool swapped) {
+    switch (op) {
+    case SO_i64_add: return SO_i64_add_imm;
+    case SO_i64_mul: return SO_i64_mul_imm;
+    case SO_i64_and: return SO_i64_and_imm;
+    case SO_i64_or: return SO_i64_or_imm;
+    case SO_i64_xor: return SO_i64_xor_imm;
+    case SO_i64_eq: return SO_i64_eq_imm;
+    case SO_i64_ne: return SO_i64_ne_imm;
+    case SO_i64_shl: return swapped ? SO_COUNT : SO_i64_shl_imm;
+    case SO_i64_shr_s: return swapped ? SO_COUNT : SO_i64_shr_s_imm;
+    case SO_i64_shr_u: return swapped ? SO_COUNT : SO_i64_shr_u_imm;
+    default: return SO_COUNT;
+    }
+}
+
+static bool fits_s32(uint64_t v) { return (int64_t)v >= INT32_MIN && (int64_t)v <= INT32_MAX; }
+
 static void tr_binop(T *t, SOp op) {
     if (!need(t, 2)) return;
     if (try_fuse_mul(t, op)) return;
@@ -621,6 +641,14 @@ static void tr_binop(T *t, SOp op) {
         a = slot_of(t, p);
         int64_t k = op == SO_i64_sub ? -(int64_t)eb->cval : (int64_t)eb->cval;
         b = (uint32_t)(int32_t)k;
+    } else if (eb->kind == E_CONST && fits_s32(eb->cval) && imm_form64(op, false) != SO_COUNT) {
+        fop = imm_form64(op, false);
+        a = slot_of(t, p);
+        b = (uint32_t)eb->cval;
+    } else if (ea->kind == E_CONST && eb->kind != E_CONST && fits_s32(ea->cval) && imm_form64(op, true) != SO_COUNT) {
+        fop = imm_form64(op, true);
+        a = slot_of(t, p + 1);
+        b = (uint32_t)ea->cval;
     } else if (eb->kind == E_CONST && imm_form(op, false) != SO_COUNT) {
         fop = imm_form(op, false);
         a = slot_of(t, p);

@@ -712,7 +712,18 @@ L_memory_fill: {
     IMM(i32_ge_u_imm, SET_I32(1, a.u32 >= k))
     IMM(i32_rotl_imm, SET_I32(1, rotl32(a.u32, k)))
     IMM(i32_rotr_imm, SET_I32(1, rotr32(a.u32, k)))
-    IMM(i64_add_imm, S(1).u64 = a.u64 + (uint64_t)(int64_t)(int32_t)k)
+    IMM(i32_rsub_imm, SET_I32(1, k - a.u32))
+#define SX(k) ((uint64_t)(int64_t)(int32_t)(k))
+    IMM(i64_add_imm, S(1).u64 = a.u64 + SX(k))
+    IMM(i64_mul_imm, S(1).u64 = a.u64 * SX(k))
+    IMM(i64_and_imm, S(1).u64 = a.u64 & SX(k))
+    IMM(i64_or_imm, S(1).u64 = a.u64 | SX(k))
+    IMM(i64_xor_imm, S(1).u64 = a.u64 ^ SX(k))
+    IMM(i64_shl_imm, S(1).u64 = a.u64 << (k & 63))
+    IMM(i64_shr_s_imm, S(1).i64 = a.i64 >> (k & 63))
+    IMM(i64_shr_u_imm, S(1).u64 = a.u64 >> (k & 63))
+    IMM(i64_eq_imm, SET_I32(1, a.u64 == SX(k)))
+    IMM(i64_ne_imm, SET_I32(1, a.u64 != SX(k)))
 
 /* Multiply then add/subtract: the product is rounded on its own (separate statements: no contraction). */
 #define MULOP(name, ctype, member, expr)                         \

@@ -205,6 +205,74 @@ static void test_fused(void **state) {
     assert_true(call1(in, "rmulsub32", 3, F32(2.0f), F32(3.0f), F32(1.0f)).f32 == -5.0f);
 }
 
+static uint32_t cmp_imm_ref(int32_t x) {
+    return ((uint32_t)(x < (5)) << 0) |
+           ((uint32_t)((5) < x) << 1) |
+           ((uint32_t)((uint32_t)x < (uint32_t)(5)) << 2) |
+           ((uint32_t)((uint32_t)(5) < (uint32_t)x) << 3) |
+           ((uint32_t)(x > (5)) << 4) |
+           ((uint32_t)((5) > x) << 5) |
+           ((uint32_t)((uint32_t)x > (uint32_t)(5)) << 6) |
+           ((uint32_t)((uint32_t)(5) > (uint32_t)x) << 7) |
+           ((uint32_t)(x <= (5)) << 8) |
+           ((uint32_t)((5) <= x) << 9) |
+           ((uint32_t)((uint32_t)x <= (uint32_t)(5)) << 10) |
+           ((uint32_t)((uint32_t)(5) <= (uint32_t)x) << 11) |
+           ((uint32_t)(x >= (5)) << 12) |
+           ((uint32_t)((5) >= x) << 13) |
+           ((uint32_t)((uint32_t)x >= (uint32_t)(5)) << 14) |
+           ((uint32_t)((uint32_t)(5) >= (uint32_t)x) << 15) |
+           ((uint32_t)(x == (5)) << 16) |
+           ((uint32_t)((5) == x) << 17) |
+           ((uint32_t)(x != (5)) << 18) |
+           ((uint32_t)((5) != x) << 19) |
+           ((uint32_t)(x < (-5)) << 20) |
+           ((uint32_t)((uint32_t)x < (uint32_t)(-5)) << 21) |
+           ((uint32_t)(x > (-5)) << 22) |
+           ((uint32_t)((uint32_t)x > (uint32_t)(-5)) << 23) |
+           ((uint32_t)(x <= (-5)) << 24) |
+           ((uint32_t)((uint32_t)x <= (uint32_t)(-5)) << 25) |
+           ((uint32_t)(x >= (-5)) << 26) |
+           ((uint32_t)((uint32_t)x >= (uint32_t)(-5)) << 27) |
+           ((uint32_t)(x == (-5)) << 28) |
+           ((uint32_t)(x != (-5)) << 29);
+}
+
+static uint32_t br_imm_ref(int32_t x) {
+    int32_t m = 0;
+    if (x < -5) m |= 1;
+    if ((uint32_t)x >= 5u) m |= 2;
+    if (x != 5) m |= 4;
+    if (x > m) m |= 8;
+    if (!((uint32_t)x <= 7u)) m |= 16;
+    if (x != 0) m |= 32;
+    return (uint32_t)m;
+}
+
+static uint64_t imm_mix_ref(uint64_t x, uint32_t y) {
+    uint64_t r = (x << 7) ^ (uint64_t)((int64_t)x >> 3);
+    r ^= (x >> 61) ^ (x * (uint64_t)-3);
+    uint64_t s = (x & ~(uint64_t)255) ^ (x | 0x40);
+    uint32_t w = (100u - y) ^ (((y << 9) | (y >> 23)) ^ (((y >> 3) | (y << 29)) ^ (y * (uint32_t)-7)));
+    s ^= ((x ^ 0x7fffffffu) + (x + 9)) + ((uint64_t)(x == (uint64_t)-1) + (uint64_t)(x != 3) + w);
+    return r ^ s;
+}
+
+/* The immediate and compare-and-branch forms agree with C on values around and at their constants. */
+static void test_immediates(void **state) {
+    Fixture *fx = *state;
+    static const int32_t xs[] = {-6, -5, -4, 0, 4, 5, 6, 7, 8, INT32_MIN, INT32_MAX, -1};
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
+        int32_t x = xs[i];
+        assert_int_equal((uint32_t)call1(fx->inst, "cmp_imm", 1, I32(x)).i32, cmp_imm_ref(x));
+        assert_int_equal((uint32_t)call1(fx->inst, "br_imm", 1, I32(x)).i32, br_imm_ref(x));
+        uint64_t v = (uint64_t)(int64_t)x * 0x9E3779B97F4A7C15ull;
+        assert_true((uint64_t)call1(fx->inst, "imm_mix", 2, I64((int64_t)v), I32(x)).i64 == imm_mix_ref(v, (uint32_t)x));
+        assert_true((uint64_t)call1(fx->inst, "imm_mix", 2, I64(x), I32(x)).i64 ==
+                    imm_mix_ref((uint64_t)(int64_t)x, (uint32_t)x));
+    }
+}
+
 static void test_control(void **state) {
     Fixture *fx = *state;
     shoal_instance *in = fx->inst;
@@ -524,6 +592,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_arith, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_immediates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_traps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recursion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host, setup, teardown),

@@ -4,7 +4,14 @@
 . "$(dirname "$0")/common.sh"
 need_guest nn_api
 "$SHOAL" run --nn-threads 1 --nn-preload "default:GGML:CPU:$M" --nn-preload missing:GGML:AUTO:/nonexistent/model.gguf \
-    "$SHOAL_GUEST_DIR/nn_api.wasm" || exit 1
+    "$SHOAL_GUEST_DIR/nn_api.wasm" > "$TMP/nn_api.out" 2> "$TMP/nn_api.err" || { cat "$TMP/nn_api.out"; exit 1; }
+check "enable-log: failures go to stderr" 1 "$(grep -c '^\[wasi-nn\] get_output: index 7 ' "$TMP/nn_api.err")"
+check "enable-log false: silent" 0 "$(grep -c 'index 8' "$TMP/nn_api.err")"
+grep -v '^STREAM<\|^TEXT<' "$TMP/nn_api.out"
+streamed=$(sed -n 's/^STREAM<\(.*\)>STREAM$/\1/p' "$TMP/nn_api.out")
+text=$(sed -n 's/^TEXT<\(.*\)>TEXT$/\1/p' "$TMP/nn_api.out")
+check "stream-stdout: the host printed output 0 while computing" "$text" "$streamed"
+check "stream-stdout: not empty" 1 "$([ -n "$text" ] && echo 1)"
 need_guest llm_api
 "$SHOAL" run --nn-threads 1 --nn-preload "default:GGML:CPU:$M" --nn-preload missing:GGML:AUTO:/nonexistent/model.gguf \
     "$SHOAL_GUEST_DIR/llm_api.wasm" || exit 1

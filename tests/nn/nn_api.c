@@ -212,6 +212,28 @@ int main(void) {
     EQ("context full: output still readable", wasi_nn_get_output(ctx, 0, buf, sizeof buf, &n), 0);
     EQ("context full: position = ctx-size", counter(ctx, "position"), 12);
 
+    /* ---- reverse-prompt, stream-stdout ---- */
+    EQ("reverse-prompt options", set_text(ctx, 1, "{\"ctx-size\": 256, \"n-predict\": 100, \"temp\": 0, "
+                                                   "\"reverse-prompt\": \" Lily\"}"), 0);
+    EQ("reverse-prompt prompt", set_text(ctx, 0, "Once upon a time"), 0);
+    EQ("reverse-prompt compute", wasi_nn_compute(ctx), 0);
+    EQ("reverse-prompt output", wasi_nn_get_output(ctx, 0, buf, sizeof buf, &n), 0);
+    CHECK("stops right after the reverse prompt", n >= 5 && !memcmp(buf + n - 5, " Lily", 5));
+    CHECK("reverse-prompt: fewer than n-predict tokens", counter(ctx, "output_tokens") < 100);
+    EQ("stream-stdout options", set_text(ctx, 1, "{\"n-predict\": 12, \"reverse-prompt\": \"\", "
+                                                 "\"stream-stdout\": true}"), 0);
+    printf("STREAM<");
+    fflush(stdout); /* the host writes the pieces to the same stdout while compute runs */
+    EQ("stream-stdout compute", wasi_nn_compute(ctx), 0);
+    printf(">STREAM\n");
+    EQ("stream-stdout output", wasi_nn_get_output(ctx, 0, buf, sizeof buf, &n), 0);
+    printf("TEXT<%.*s>TEXT\n", (int)n, buf);
+
+    EQ("enable-log", set_text(ctx, 1, "{\"enable-log\": true}"), 0);
+    EQ("a logged failure", wasi_nn_get_output(ctx, 7, buf, sizeof buf, &n), WASI_NN_EINVAL);
+    EQ("logging off", set_text(ctx, 1, "{\"enable-log\": false}"), 0);
+    EQ("an unlogged failure", wasi_nn_get_output(ctx, 8, buf, sizeof buf, &n), WASI_NN_EINVAL);
+
     /* ---- limits ---- */
     uint32_t many[64], opened = 0;
     for (; opened < 64; opened++)
