@@ -497,6 +497,9 @@ shoal_status shoal_nn_ctx_new(shoal_nn_registry *registry, shoal_nn_ctx **out, s
 void shoal_nn_ctx_free(shoal_nn_ctx *ctx);
 /* Adds `wasi_ephemeral_nn` (WasmEdge GGML backend ABI) and `shoal_llm` to imports, bound to ctx. */
 shoal_status shoal_nn_add_imports(shoal_nn_ctx *ctx, shoal_imports *imports, shoal_error *err);
+/* The guest's WASI state: shoal_llm save/restore resolve the guest's file names in its directories, as
+ * path_open does. Without it (the default) they fail. */
+void shoal_nn_ctx_set_wasi(shoal_nn_ctx *ctx, shoal_wasi *wasi);
 /* The message of the guest's last failed call of either module ("" if none). */
 const char *shoal_nn_ctx_last_error(const shoal_nn_ctx *ctx);
 /* Nanoseconds spent in forward passes (prefill and decode) for this guest so far. */
@@ -517,6 +520,52 @@ void shoal_trace_attach(shoal_trace *trace, shoal_instance_config *config);
 void shoal_trace_start(shoal_trace *trace);
 /* Prints the summary; device_ns from shoal_nn_ctx_device_ns (0 when unknown). */
 void shoal_trace_summary(shoal_trace *trace, uint64_t device_ns);
+
+/* ------------------------------------------------------------------------------------------------ */
+/* 10. Snapshots: a session's KV cache to a safetensors file and back                                */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* The file is plain safetensors (any reader opens it): "tokens" (I32 [n_tokens]), "layers.L.k" and
+ * "layers.L.v" (F32 or F16 [n_positions][n_kv_heads * head_dim], exactly the filled positions) for each
+ * layer, and "logits" (F32 [vocab]) when saved. __metadata__ holds the format version, the model identity
+ * (sha256 of its config and weights, as `shoal info` prints), the shapes, the KV dtype, the position
+ * count, the sampler's parameters and generator state, and an XXH3-64 checksum of the data and metadata.
+ * Writing is crash-safe: a temporary file in the same directory, fsync, rename, fsync of the directory;
+ * a crash leaves the old file or the new one, never a mix. */
+
+typedef struct shoal_snapshot_save_opts {
+    /* The history: tokens[0 .. position) are those whose KV the session holds; more may follow (a sampled
+     * token not fed yet). n_tokens >= shoal_session_position(). NULL/0 only for an empty session. */
+    const int32_t *tokens;
+    uint32_t n_tokens;
+    const shoal_sampler *sampler; /* its parameters and generator state are saved; NULL: none */
+    const float *logits;          /* vocab_size floats (host) to save with it; NULL: none */
+} shoal_snapshot_save_opts;
+
+typedef struct shoal_snapshot_restored {
+    /* In: where to put what the file holds (each may be NULL/0). */
+    int32_t *tokens;        /* receives the history when tokens_cap is large enough */
+    uint32_t tokens_cap;
+    shoal_sampler *sampler; /* gets the saved generator state (its parameters stay the caller's) */
+    shoal_sampler **new_sampler; /* gets a new sampler with the saved parameters and state (the caller
+                                    frees it), or NULL when the file has none */
+    float *logits;          /* receives the saved logits (vocab_size floats) */
+    /* Out. */
+    uint32_t n_tokens, n_positions;
+    bool has_sampler, has_logits;
+    shoal_sampler_params sampler_params; /* the saved sampler's parameters (when has_sampler) */
+} shoal_snapshot_restored;
+
+/* Saves the session's filled positions and opts (may be NULL) to path, replacing it atomically. */
+shoal_status shoal_session_save(shoal_session *session, const char *path, const shoal_snapshot_save_opts *opts,
+                                shoal_error *err);
+/* Replaces the session's positions with the file's. Refused with SHOAL_ERR_ARG/SHOAL_ERR_FORMAT and a
+ * message, the session and out untouched, when the file is of another model (identity), another KV dtype or
+ * shape, truncated or corrupt (checksum), longer than the session's context, or the token buffer is too
+ * small (n_tokens still says how many are needed). SHOAL_ERR_IO when it cannot be read. Only a device
+ * failure while uploading (SHOAL_ERR_DEVICE) leaves the session reset to position 0. out may be NULL. */
+shoal_status shoal_session_restore(shoal_session *session, const char *path, shoal_snapshot_restored *out,
+                                   shoal_error *err);
 
 #ifdef __cplusplus
 }

@@ -218,6 +218,10 @@ enum {
     SHOAL_LLM_EDEVICE = -8,  /* the device failed */
     SHOAL_LLM_ENOTOK = -9,   /* the model has no tokenizer */
     SHOAL_LLM_ESTATE = -10,  /* sample() without fresh host-side logits */
+    SHOAL_LLM_EIO = -11,     /* save/restore: the file cannot be opened, read or written (or is outside the
+                                guest's directories) */
+    SHOAL_LLM_ESNAPSHOT = -12, /* restore: a snapshot of another model, KV type or shape, too long for the
+                                  session's context, truncated or corrupt; the session is unchanged */
 };
 enum { SHOAL_LLM_ADD_BOS = 1, SHOAL_LLM_PARSE_SPECIAL = 2 };
 
@@ -278,6 +282,14 @@ SHOAL_IMPORT("shoal_llm", "rewind")
 int32_t shoal_llm_rewind(int32_t h, int32_t n);
 SHOAL_IMPORT("shoal_llm", "usage")
 int32_t shoal_llm_usage_get(int32_t h, shoal_llm_usage *out);
+/* Snapshots: the session's KV cache, tokens, sampler (parameters and generator state) and fresh logits, to
+ * a safetensors file at path inside the directory dirfd (a preopen, e.g. 3, or a directory opened beneath
+ * one), resolved as path_open does; written crash-safe (temporary file, fsync, rename). save returns 0;
+ * restore returns the restored position, and the session continues exactly as the saved one would. */
+SHOAL_IMPORT("shoal_llm", "save")
+int32_t shoal_llm_save(int32_t h, int32_t dirfd, const char *path, uint32_t len);
+SHOAL_IMPORT("shoal_llm", "restore")
+int32_t shoal_llm_restore(int32_t h, int32_t dirfd, const char *path, uint32_t len);
 /* The message of the last failure of either module (NUL-terminated, truncated to cap); its full length. */
 SHOAL_IMPORT("shoal_llm", "last_error")
 int32_t shoal_llm_last_error(char *buf, uint32_t cap);

@@ -31,7 +31,11 @@ static void usage(FILE *f) {
             "  --system TEXT         system message for --chat\n"
             "  --no-bos              do not put BOS before the prompt\n"
             "  --ignore-eos          keep generating past end-of-generation tokens (benchmarks)\n"
-            "  --chat                read user messages from stdin, one per line, and answer each\n");
+            "  --chat                read user messages from stdin, one per line, and answer each\n"
+            "  --load-session FILE   start from a snapshot (KV cache, tokens, sampler) instead of from nothing;\n"
+            "                        a prompt is then appended to it; sampling options given here replace the\n"
+            "                        snapshot's parameters (its generator state is kept either way)\n"
+            "  --save-session FILE   write the session to FILE at the end (safetensors; crash-safe)\n");
 }
 
 static double now_s(void) {
@@ -92,7 +96,9 @@ static bool parse_ids(const char *s, int32_t **ids, size_t *n) {
 static int generate(gen_ctx *g, size_t from, int max_new, shoal_error *err) {
     uint32_t V = g->info.vocab_size;
     double t0 = now_s();
-    if (shoal_session_prefill(g->sess, g->hist + from, (uint32_t)(g->n_hist - from), g->logits, err))
+    /* from == n_hist only after --load-session of a snapshot that carries the logits (g->logits). */
+    if (from < g->n_hist &&
+        shoal_session_prefill(g->sess, g->hist + from, (uint32_t)(g->n_hist - from), g->logits, err))
         return 1;
     g->st.prefill_s += now_s() - t0;
     g->st.prompt_tokens += g->n_hist - from;
@@ -225,8 +231,9 @@ done:
 
 int cmd_generate(int argc, char **argv) {
     const char *model_path = NULL, *prompt = NULL, *prompt_ids = NULL, *tokenizer = NULL, *system = NULL;
+    const char *save_path = NULL, *load_path = NULL;
     int n_new = 256;
-    bool chat = false, add_bos = true, ignore_eos = false, seed_given = false;
+    bool chat = false, add_bos = true, ignore_eos = false, seed_given = false, sampling_given = false;
     shoal_sampler_params sp;
     shoal_sampler_params_default(&sp);
     shoal_model_options mo = {0};
@@ -250,16 +257,22 @@ int cmd_generate(int argc, char **argv) {
         } else if (ARG("-n")) {
             n_new = atoi(v);
         } else if (ARG("--temp")) {
+            sampling_given = true;
             sp.temperature = strtof(v, NULL);
         } else if (ARG("--top-k")) {
+            sampling_given = true;
             sp.top_k = atoi(v);
         } else if (ARG("--top-p")) {
+            sampling_given = true;
             sp.top_p = strtof(v, NULL);
         } else if (ARG("--min-p")) {
+            sampling_given = true;
             sp.min_p = strtof(v, NULL);
         } else if (ARG("--repeat-penalty")) {
+            sampling_given = true;
             sp.repeat_penalty = strtof(v, NULL);
         } else if (ARG("--repeat-last-n")) {
+            sampling_given = true;
             sp.repeat_last_n = atoi(v);
         } else if (ARG("--seed")) {
             sp.seed = strtoull(v, NULL, 10);
@@ -280,6 +293,10 @@ int cmd_generate(int argc, char **argv) {
             /* "cpu", "cuda" or "cuda:N" */
             mo.backend = strncmp(v, "cuda:", 5) ? v : "cuda";
             mo.device = strncmp(v, "cuda:", 5) ? 0 : atoi(v + 5);
+        } else if (ARG("--save-session")) {
+            save_path = v;
+        } else if (ARG("--load-session")) {
+            load_path = v;
         } else if (!strcmp(a, "--chat")) {
             chat = true;
         } else if (!strcmp(a, "--no-bos")) {
@@ -323,6 +340,27 @@ int cmd_generate(int argc, char **argv) {
         goto fail;
     }
     uint32_t n_ctx = shoal_session_context(g.sess);
+    size_t from = 0; /* history before it is in the KV cache */
+    bool have_logits = false;
+    if (load_path) {
+        /* The snapshot's sampler, unless sampling options were given: then ours with its generator state. */
+        shoal_sampler *saved = NULL;
+        shoal_snapshot_restored r = {.tokens = g.hist,
+                                     .tokens_cap = n_ctx + 1,
+                                     .sampler = sampling_given ? g.sampler : NULL,
+                                     .new_sampler = sampling_given ? NULL : &saved,
+                                     .logits = g.logits};
+        if (shoal_session_restore(g.sess, load_path, &r, &err))
+            goto fail;
+        if (saved) {
+            shoal_sampler_free(g.sampler);
+            g.sampler = saved;
+        }
+        g.n_hist = r.n_tokens;
+        from = r.n_positions;
+        have_logits = r.has_logits;
+        fprintf(stderr, "restored %u positions (%u tokens) from %s\n", r.n_positions, r.n_tokens, load_path);
+    }
     if (chat) {
         if (!g.info.has_tokenizer) {
             shoal_error_set(&err, SHOAL_ERR_ARG, "--chat needs a tokenizer");
@@ -331,13 +369,16 @@ int cmd_generate(int argc, char **argv) {
         if (chat_loop(&g, system, n_new, &err))
             goto fail;
     } else {
-        if (prompt_ids) {
+        if (load_path && !prompt && !prompt_ids) {
+            n_pids = 0; /* continue the snapshot as it was */
+        } else if (prompt_ids) {
             if (!parse_ids(prompt_ids, &pids, &n_pids)) {
                 shoal_error_set(&err, SHOAL_ERR_ARG, "--prompt-ids: expected comma-separated token ids");
                 goto fail;
             }
         } else if (g.info.has_tokenizer) {
             const char *text = prompt ? prompt : "";
+            add_bos = add_bos && !load_path; /* a continuation has its BOS already */
             if (shoal_tokenize(g.model, text, strlen(text), add_bos, false, NULL, 0, &n_pids, NULL) &&
                 n_pids == 0) {
                 shoal_error_set(&err, SHOAL_ERR_ARG, "cannot tokenize the prompt");
@@ -351,20 +392,36 @@ int cmd_generate(int argc, char **argv) {
                             "the model has no tokenizer: give --tokenizer PATH, or the prompt as --prompt-ids");
             goto fail;
         }
-        if (n_pids == 0) {
+        if (n_pids == 0 && g.n_hist == 0) {
             shoal_error_set(&err, SHOAL_ERR_ARG, "empty prompt (and no BOS token to start from)");
             goto fail;
         }
-        if (n_pids >= n_ctx) {
-            shoal_error_set(&err, SHOAL_ERR_ARG, "the prompt (%zu tokens) does not fit the context (%u)", n_pids,
-                            n_ctx);
+        if (g.n_hist + n_pids >= n_ctx) {
+            shoal_error_set(&err, SHOAL_ERR_ARG, "the prompt (%zu tokens after %zu) does not fit the context (%u)",
+                            n_pids, g.n_hist, n_ctx);
             goto fail;
         }
-        memcpy(g.hist, pids, n_pids * sizeof *pids);
-        g.n_hist = n_pids;
-        if (generate(&g, 0, n_new, &err))
+        if (n_pids)
+            memcpy(g.hist + g.n_hist, pids, n_pids * sizeof *pids);
+        g.n_hist += n_pids;
+        if (from == g.n_hist && !have_logits) {
+            shoal_error_set(&err, SHOAL_ERR_ARG, "%s has no pending token or logits to continue from: give a prompt",
+                            load_path);
+            goto fail;
+        }
+        if (generate(&g, from, n_new, &err))
             goto fail;
         printf("\n");
+    }
+    if (save_path) {
+        /* The last sampled token is normally not fed yet: it is saved as pending history, and the logits
+         * (used as sampler scratch since) only when everything was fed and nothing sampled (-n 0). */
+        uint32_t pos = shoal_session_position(g.sess);
+        shoal_snapshot_save_opts o = {g.hist, (uint32_t)g.n_hist, g.sampler,
+                                      g.n_hist == pos && g.st.gen_tokens == 0 ? g.logits : NULL};
+        if (shoal_session_save(g.sess, save_path, &o, &err))
+            goto fail;
+        fprintf(stderr, "saved %u positions (%zu tokens) to %s\n", pos, g.n_hist, save_path);
     }
     rc = 0;
     goto done;

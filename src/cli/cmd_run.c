@@ -387,6 +387,7 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "shoal: %s\n", err.message);
         goto done;
     }
+    shoal_nn_ctx_set_wasi(nn, wasi); /* shoal_llm save/restore: files in the --dir directories only */
     shoal_instance_config ic = {.limits = {.fuel = fuel, .max_memory_pages = max_pages},
                                 .memory_provider = shoal_device_memory_provider(device)};
     if (trace_mode) {

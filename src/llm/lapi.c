@@ -3,21 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lapi.h"
 #include "lbackend.h"
+#include "lload.h"
 #include "lsample.h"
 #include "lsession.h"
 #include "ltok.h"
-
-struct shoal_model {
-    lmodel *m;
-    lbackend *be;
-    char backend_desc[64];
-};
-
-struct shoal_session {
-    shoal_model *model;
-    lsession *s;
-};
 
 shoal_status shoal_model_load(const char *path, const shoal_model_options *options, shoal_model **out,
                               shoal_error *err) {
@@ -30,6 +21,7 @@ shoal_status shoal_model_load(const char *path, const shoal_model_options *optio
     shoal_model *sm = calloc(1, sizeof *sm);
     if (!sm)
         return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&sm->id_lock, NULL);
     lmodel_load_opts lo = {options->tokenizer_path, options->progress, options->progress_user};
     lbackend_opts bo = {options->n_threads, options->device};
     shoal_status st = lmodel_load(path, &lo, &sm->m, err);
@@ -57,7 +49,18 @@ void shoal_model_free(shoal_model *model) {
         return;
     lmodel_free(model->m); /* releases the backend's hold on the model first */
     lbackend_destroy(model->be);
+    pthread_mutex_destroy(&model->id_lock);
     free(model);
+}
+
+void lapi_model_id(shoal_model *model, uint8_t id[32]) {
+    pthread_mutex_lock(&model->id_lock);
+    if (!model->have_id) {
+        lload_model_id(model->m, model->id);
+        model->have_id = true;
+    }
+    memcpy(id, model->id, 32);
+    pthread_mutex_unlock(&model->id_lock);
 }
 
 void shoal_model_get_info(const shoal_model *model, shoal_model_info *out) {

@@ -130,3 +130,19 @@ uint64_t lsession_kv_bytes(const lsession *s) {
 uint64_t lsession_memory_bytes(const lsession *s) {
     return lsession_kv_bytes(s) + s->act_bytes;
 }
+
+static void *kv_layer(lsession *s, uint32_t layer, bool v) {
+    return (char *)(v ? s->kv.v : s->kv.k) + (size_t)layer * lkv_layer_bytes(&s->kv);
+}
+
+static size_t kv_rows_bytes(const lsession *s, uint32_t n) {
+    return (size_t)n * s->kv.kv_dim * (s->kv.dtype == LDT_F16 ? 2 : 4);
+}
+
+void lsession_kv_read(lsession *s, uint32_t layer, bool v, uint32_t n, void *dst) {
+    s->be->download(s->ctx, dst, kv_layer(s, layer, v), kv_rows_bytes(s, n));
+}
+
+void lsession_kv_write(lsession *s, uint32_t layer, bool v, uint32_t n, const void *src) {
+    s->be->upload(s->ctx, kv_layer(s, layer, v), src, kv_rows_bytes(s, n));
+}

@@ -49,6 +49,13 @@ shoal_status lsession_decode(lsession *s, int32_t token, float *logits, shoal_er
 uint64_t lsession_memory_bytes(const lsession *s);
 uint64_t lsession_kv_bytes(const lsession *s);
 
+/* Snapshots (src/snapshot): copies positions [0, n) of one layer's K (v false) or V (v true) between the
+ * backend's cache and host memory, in the cache's dtype (n * kv_dim elements). Through the backend's
+ * upload/download, so the cache need not be host-visible. n <= n_ctx is the caller's to check; writing
+ * does not move pos. */
+void lsession_kv_read(lsession *s, uint32_t layer, bool v, uint32_t n, void *dst);
+void lsession_kv_write(lsession *s, uint32_t layer, bool v, uint32_t n, const void *src);
+
 /* The forward pass (lforward.c): n <= max_batch tokens (already in s->ids) at positions s->pos..; writes
  * the last token's logits to s->logits when want_logits. Does not advance s->pos. */
 shoal_status lforward(lsession *s, uint32_t n, bool want_logits, shoal_error *err);

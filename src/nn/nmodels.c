@@ -177,7 +177,9 @@ shoal_status shoal_nn_add_imports(shoal_nn_ctx *ctx, shoal_imports *imports, sho
     if (!ctx || !imports)
         return shoal_error_set(err, SHOAL_ERR_ARG, "shoal_nn_add_imports: NULL argument");
     shoal_status st = nwasinn_add_imports(ctx, imports, err);
-    return st != SHOAL_OK ? st : nllm_add_imports(ctx, imports, err);
+    if (st == SHOAL_OK)
+        st = nllm_add_imports(ctx, imports, err);
+    return st != SHOAL_OK ? st : nsnap_add_imports(ctx, imports, err);
 }
 
 const char *shoal_nn_ctx_last_error(const shoal_nn_ctx *ctx) { return ctx ? ctx->last_error : ""; }

@@ -85,6 +85,7 @@ struct shoal_nn_ctx {
     ngen *sessions[NN_MAX_SESSIONS]; /* shoal_llm handles are index + 1 */
     char last_error[512];
     uint64_t device_ns;
+    shoal_wasi *wasi; /* the guest's WASI state (its directories, for snapshots: nsnap.c); may be NULL */
 };
 
 /* Sets ctx->last_error (printf-style) and returns code. */
@@ -97,6 +98,7 @@ int32_t nn_fail(shoal_nn_ctx *ctx, int32_t code, const char *fmt, ...)
 void nwasinn_free_all(shoal_nn_ctx *ctx);
 shoal_status nwasinn_add_imports(shoal_nn_ctx *ctx, shoal_imports *imports, shoal_error *err);
 shoal_status nllm_add_imports(shoal_nn_ctx *ctx, shoal_imports *imports, shoal_error *err);
+shoal_status nsnap_add_imports(shoal_nn_ctx *ctx, shoal_imports *imports, shoal_error *err); /* save, restore */
 
 /* ---- tracing ------------------------------------------------------------------------------------- */
 

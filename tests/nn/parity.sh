@@ -29,6 +29,16 @@ run_case "seed 12345 penalty" "$M" "The cat sat" -n 80 --temp 1.0 --top-k 0 --to
     --repeat-penalty 1.3 --repeat-last-n 32 --seed 12345
 run_case "aidreams" "$M2" "Lily liked" -n 50 $S --seed 3
 run_case "context fills" "$M2" "Lily liked" -n 400 $S --seed 5 --ctx 48
+# The chat guest (plain template, one turn) == `shoal generate` on the prompt the guest renders.
+for args in "--temp 0" "--temp 0.8 --seed 9"; do
+    # shellcheck disable=SC2086
+    want=$("$SHOAL" generate -m "$M" --device "$DEV" -t 1 -p "User: Tom had a dog
+Assistant:" -n 60 $args 2>/dev/null)
+    # shellcheck disable=SC2086
+    got=$(echo "Tom had a dog" | "$SHOAL" run --nn-preload "default:GGML:$TGT:$M" "$SHOAL_GUEST_DIR/chat.wasm" \
+        --template plain -n 60 $args)
+    check "chat [$args] == generate on its rendered prompt" "$want" "$got"
+done
 # Sampling in the guest from logits written into its memory: greedy must pick what the host's greedy does.
 want=$("$SHOAL" generate -m "$M" --device "$DEV" -t 1 -p "Once upon a time" -n 80 --temp 0 2>/dev/null)
 got=$("$SHOAL" run --nn-preload "default:GGML:$TGT:$M" "$SHOAL_GUEST_DIR/sample.wasm" --prompt "Once upon a time" \

@@ -1,0 +1,514 @@
+/*
+ * ksnap.c: KV-cache snapshots of a session (shoal.h section 10): the safetensors writer and reader, with
+ * the identity, shape and checksum checks a restore makes before it touches the session.
+ *
+ * File layout (safetensors: an 8-byte little-endian header length, the JSON header padded with spaces to
+ * a multiple of 8, then the data):
+ *   data = tokens (I32 [n_tokens]) | layers.0.k | layers.0.v | layers.1.k | ... | logits (F32 [vocab])?
+ * Each KV tensor is [n_positions][kv_dim] in the session's dtype: exactly the filled rows of one layer,
+ * which the cache keeps contiguous (lkv_cache), so saving a layer is one download and restoring it one
+ * upload. The layout is a function of the metadata alone (layout_init): a reader recomputes it and
+ * refuses a header whose tensor entries say anything else.
+ *
+ * The checksum (XXH3-64) covers the data and then every metadata key and value but "checksum" itself, in
+ * file order, each followed by a NUL; so a flipped bit anywhere that matters is caught, and a restore
+ * verifies it on the whole file before it writes a single byte of the session.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <xxhash.h>
+
+#include "kfile.h"
+#include "ksnap.h"
+#include "lapi.h"
+#include "lload.h"
+#include "lsample.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "snapshots are written as little-endian host memory (safetensors is little-endian)"
+#endif
+
+#define KSNAP_FORMAT "shoal-kv-snapshot"
+#define KSNAP_VERSION 1
+#define KSNAP_MAX_HEADER (16u << 20) /* our headers are a few KB per 100 layers */
+
+typedef struct layout {
+    uint32_t n_layers, kv_dim, vocab, n_pos, n_tokens;
+    lmodel_dtype dtype;
+    bool has_logits;
+    uint64_t row_bytes;  /* one layer's K (or V): n_pos * kv_dim * element size */
+    uint64_t kv_off;     /* layer l's K at kv_off + 2 l row_bytes, its V right after */
+    uint64_t logits_off; /* when has_logits */
+    uint64_t total;      /* data bytes */
+} layout;
+
+static void layout_init(layout *L, const lsession *s, uint32_t n_pos, uint32_t n_tokens, bool has_logits) {
+    L->n_layers = s->kv.n_layers;
+    L->kv_dim = s->kv.kv_dim;
+    L->vocab = s->model->cfg.vocab_size;
+    L->n_pos = n_pos;
+    L->n_tokens = n_tokens;
+    L->dtype = s->kv.dtype;
+    L->has_logits = has_logits;
+    L->row_bytes = (uint64_t)n_pos * L->kv_dim * (L->dtype == LDT_F16 ? 2 : 4);
+    L->kv_off = (uint64_t)n_tokens * 4;
+    L->logits_off = L->kv_off + 2 * (uint64_t)L->n_layers * L->row_bytes;
+    L->total = L->logits_off + (has_logits ? (uint64_t)L->vocab * 4 : 0);
+}
+
+static const char *st_dtype(lmodel_dtype dt) {
+    return dt == LDT_F16 ? "F16" : "F32";
+}
+
+/* ---- metadata helpers ------------------------------------------------------------------------------- */
+
+static bool meta_add(cJSON *meta, const char *key, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+static bool meta_add(cJSON *meta, const char *key, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return cJSON_AddStringToObject(meta, key, buf) != NULL;
+}
+
+static const char *meta_str(const cJSON *meta, const char *key) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(meta, key);
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
+/* A decimal integer in [0, max]; nothing else (no sign, no spaces, no trailing bytes). */
+static bool meta_u64(const cJSON *meta, const char *key, uint64_t max, uint64_t *out) {
+    const char *v = meta_str(meta, key);
+    if (!v || *v < '0' || *v > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || *end || x > max)
+        return false;
+    *out = x;
+    return true;
+}
+
+static bool meta_u32(const cJSON *meta, const char *key, uint32_t *out) {
+    uint64_t x;
+    if (!meta_u64(meta, key, UINT32_MAX, &x))
+        return false;
+    *out = (uint32_t)x;
+    return true;
+}
+
+static bool meta_f32(const cJSON *meta, const char *key, float *out) {
+    const char *v = meta_str(meta, key);
+    if (!v || !*v)
+        return false;
+    char *end;
+    *out = strtof(v, &end);
+    return !*end;
+}
+
+static bool meta_i32(const cJSON *meta, const char *key, int32_t *out) {
+    const char *v = meta_str(meta, key);
+    if (!v || !*v)
+        return false;
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || *end || x < INT32_MIN || x > INT32_MAX)
+        return false;
+    *out = (int32_t)x;
+    return true;
+}
+
+static uint64_t checksum(const uint8_t *data, uint64_t n, const cJSON *meta) {
+    XXH3_state_t *h = XXH3_createState();
+    if (!h) /* cannot happen short of malloc failing; a one-shot hash of the data alone still differs */
+        return XXH3_64bits(data, n) ^ 1;
+    XXH3_64bits_reset(h);
+    XXH3_64bits_update(h, data, n);
+    for (const cJSON *it = meta->child; it; it = it->next) {
+        if (!strcmp(it->string, "checksum") || !cJSON_IsString(it))
+            continue;
+        XXH3_64bits_update(h, it->string, strlen(it->string) + 1);
+        XXH3_64bits_update(h, it->valuestring, strlen(it->valuestring) + 1);
+    }
+    uint64_t d = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    return d;
+}
+
+static bool add_tensor(cJSON *root, const char *name, const char *dtype, int rank, const uint64_t *shape,
+                       uint64_t begin, uint64_t end) {
+    cJSON *t = cJSON_AddObjectToObject(root, name);
+    cJSON *sh = t ? cJSON_AddArrayToObject(t, "shape") : NULL;
+    cJSON *off = t ? cJSON_AddArrayToObject(t, "data_offsets") : NULL;
+    if (!off || !cJSON_AddStringToObject(t, "dtype", dtype))
+        return false;
+    for (int i = 0; i < rank; i++)
+        if (!cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)shape[i])))
+            return false;
+    return cJSON_AddItemToArray(off, cJSON_CreateNumber((double)begin)) &&
+           cJSON_AddItemToArray(off, cJSON_CreateNumber((double)end));
+}
+
+/* The tensor entries the layout implies, added to root (save) or compared with root (restore). */
+typedef bool (*tensor_fn)(void *user, const char *name, const char *dtype, int rank, const uint64_t *shape,
+                          uint64_t begin, uint64_t end);
+
+static bool for_each_tensor(const layout *L, tensor_fn fn, void *user) {
+    uint64_t shape[2] = {L->n_tokens, 0};
+    if (!fn(user, "tokens", "I32", 1, shape, 0, L->kv_off))
+        return false;
+    shape[0] = L->n_pos;
+    shape[1] = L->kv_dim;
+    for (uint32_t l = 0; l < L->n_layers; l++) {
+        char name[32];
+        uint64_t k = L->kv_off + 2 * (uint64_t)l * L->row_bytes;
+        snprintf(name, sizeof name, "layers.%u.k", l);
+        if (!fn(user, name, st_dtype(L->dtype), 2, shape, k, k + L->row_bytes))
+            return false;
+        snprintf(name, sizeof name, "layers.%u.v", l);
+        if (!fn(user, name, st_dtype(L->dtype), 2, shape, k + L->row_bytes, k + 2 * L->row_bytes))
+            return false;
+    }
+    shape[0] = L->vocab;
+    return !L->has_logits || fn(user, "logits", "F32", 1, shape, L->logits_off, L->total);
+}
+
+static bool emit_tensor(void *user, const char *name, const char *dtype, int rank, const uint64_t *shape,
+                        uint64_t begin, uint64_t end) {
+    return add_tensor(user, name, dtype, rank, shape, begin, end);
+}
+
+static bool num_is(const cJSON *it, uint64_t v) {
+    return cJSON_IsNumber(it) && it->valuedouble == (double)v;
+}
+
+typedef struct check_ctx {
+    const cJSON *root;
+    char bad[96]; /* the first entry that differs */
+} check_ctx;
+
+static bool check_tensor(void *user, const char *name, const char *dtype, int rank, const uint64_t *shape,
+                         uint64_t begin, uint64_t end) {
+    check_ctx *c = user;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(c->root, name);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(t, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+    bool ok = cJSON_IsString(dt) && !strcmp(dt->valuestring, dtype) && cJSON_IsArray(sh) &&
+              cJSON_GetArraySize(sh) == rank && cJSON_IsArray(off) && cJSON_GetArraySize(off) == 2 &&
+              num_is(cJSON_GetArrayItem(off, 0), begin) && num_is(cJSON_GetArrayItem(off, 1), end);
+    for (int i = 0; ok && i < rank; i++)
+        ok = num_is(cJSON_GetArrayItem(sh, i), shape[i]);
+    if (!ok)
+        snprintf(c->bad, sizeof c->bad, "%s", name);
+    return ok;
+}
+
+/* ---- save ------------------------------------------------------------------------------------------- */
+
+static bool add_metadata(cJSON *meta, shoal_session *ss, const layout *L, const lsampler *sampler) {
+    const lsession *s = ss->s;
+    const lmodel_config *c = &s->model->cfg;
+    uint8_t id[32];
+    char hex[65];
+    lapi_model_id(ss->model, id);
+    lload_id_hex(id, hex);
+    bool ok = meta_add(meta, "format", KSNAP_FORMAT) && meta_add(meta, "format_version", "%d", KSNAP_VERSION) &&
+              meta_add(meta, "model_id", "sha256:%s", hex) && meta_add(meta, "model_name", "%s", c->name) &&
+              meta_add(meta, "arch", "%s", c->arch) && meta_add(meta, "n_layers", "%u", L->n_layers) &&
+              meta_add(meta, "n_kv_heads", "%u", c->n_kv_heads) && meta_add(meta, "head_dim", "%u", c->head_dim) &&
+              meta_add(meta, "kv_dim", "%u", L->kv_dim) && meta_add(meta, "vocab_size", "%u", L->vocab) &&
+              meta_add(meta, "dtype", "%s", st_dtype(L->dtype)) && meta_add(meta, "n_positions", "%u", L->n_pos) &&
+              meta_add(meta, "n_tokens", "%u", L->n_tokens) && meta_add(meta, "n_ctx", "%u", s->n_ctx) &&
+              meta_add(meta, "has_logits", "%s", L->has_logits ? "true" : "false") &&
+              meta_add(meta, "backend", "%s", s->be->name);
+    if (!ok || !sampler)
+        return ok && meta_add(meta, "has_sampler", "false");
+    const lsample_params *p = lsample_get_params(sampler);
+    lsample_state st;
+    lsample_get_state(sampler, &st);
+    /* %.9g: every float survives the trip through decimal exactly. */
+    return meta_add(meta, "has_sampler", "true") && meta_add(meta, "sampler.temperature", "%.9g", p->temperature) &&
+           meta_add(meta, "sampler.top_k", "%" PRId32, p->top_k) && meta_add(meta, "sampler.top_p", "%.9g", p->top_p) &&
+           meta_add(meta, "sampler.min_p", "%.9g", p->min_p) &&
+           meta_add(meta, "sampler.repeat_penalty", "%.9g", p->repeat_penalty) &&
+           meta_add(meta, "sampler.repeat_last_n", "%" PRId32, p->repeat_last_n) &&
+           meta_add(meta, "sampler.seed", "%" PRIu64, p->seed) &&
+           meta_add(meta, "sampler.rng", "%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64, st.s[0], st.s[1],
+                    st.s[2], st.s[3]);
+}
+
+shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const char *shown,
+                           const shoal_snapshot_save_opts *opts, shoal_error *err) {
+    static const shoal_snapshot_save_opts none = {0};
+    if (!opts)
+        opts = &none;
+    lsession *s = ss->s;
+    if (!path || !*path)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
+    if (opts->n_tokens < s->pos || (opts->n_tokens && !opts->tokens))
+        return shoal_error_set(err, SHOAL_ERR_ARG,
+                               "snapshot: the %u tokens whose KV the session holds are needed (got %u)", s->pos,
+                               opts->n_tokens);
+    for (uint32_t i = 0; i < opts->n_tokens; i++)
+        if (opts->tokens[i] < 0 || (uint32_t)opts->tokens[i] >= s->model->cfg.vocab_size)
+            return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: token %d at index %u is out of range",
+                                   opts->tokens[i], i);
+    layout L;
+    layout_init(&L, s, s->pos, opts->n_tokens, opts->logits != NULL);
+    shoal_status st = SHOAL_ERR_NOMEM;
+    char *json = NULL;
+    uint8_t *hdr = NULL;
+    cJSON *root = cJSON_CreateObject();
+    cJSON *meta = root ? cJSON_AddObjectToObject(root, "__metadata__") : NULL;
+    uint8_t *data = malloc(L.total ? L.total : 1);
+    if (!meta || !data)
+        goto nomem;
+    if (L.n_tokens)
+        memcpy(data, opts->tokens, (size_t)L.n_tokens * 4);
+    for (uint32_t l = 0; l < L.n_layers && L.n_pos; l++) {
+        uint8_t *k = data + L.kv_off + 2 * (uint64_t)l * L.row_bytes;
+        lsession_kv_read(s, l, false, L.n_pos, k);
+        lsession_kv_read(s, l, true, L.n_pos, k + L.row_bytes);
+    }
+    if ((st = s->be->sync(s->ctx, err)))
+        goto fail;
+    st = SHOAL_ERR_NOMEM;
+    if (L.has_logits)
+        memcpy(data + L.logits_off, opts->logits, (size_t)L.vocab * 4);
+    if (!add_metadata(meta, ss, &L, (const lsampler *)opts->sampler) ||
+        !meta_add(meta, "checksum", "xxh3-64:%016" PRIx64, checksum(data, L.total, meta)) ||
+        !for_each_tensor(&L, emit_tensor, root) || !(json = cJSON_PrintUnformatted(root)))
+        goto nomem;
+    size_t jlen = strlen(json), padded = (jlen + 7) & ~(size_t)7;
+    if (!(hdr = malloc(8 + padded)))
+        goto nomem;
+    for (int i = 0; i < 8; i++)
+        hdr[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+    memcpy(hdr + 8, json, jlen);
+    memset(hdr + 8 + jlen, ' ', padded - jlen);
+    struct iovec iov[2] = {{hdr, 8 + padded}, {data, (size_t)L.total}};
+    st = dirfd < 0 ? kfile_write_atomic(path, iov, 2, err) : kfile_write_atomic_at(dirfd, path, shown, iov, 2, err);
+    goto done;
+nomem:
+    st = shoal_error_set(err, SHOAL_ERR_NOMEM, "snapshot: out of memory");
+fail:
+done:
+    free(hdr);
+    cJSON_free(json);
+    cJSON_Delete(root);
+    free(data);
+    return st;
+}
+
+/* ---- restore ---------------------------------------------------------------------------------------- */
+
+typedef struct parsed {
+    cJSON *root;
+    const cJSON *meta;
+    layout L;
+    bool has_sampler;
+    lsample_params sp;
+    lsample_state rng;
+} parsed;
+
+/* Everything a restore checks, with the whole file in memory, before it changes anything. */
+static shoal_status parse_and_check(shoal_session *ss, const char *path, const uint8_t *file, size_t size,
+                                    parsed *P, shoal_error *err) {
+    const lsession *s = ss->s;
+    const lmodel_config *c = &s->model->cfg;
+    if (size < 8)
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: truncated: %zu bytes is not even a safetensors header",
+                               path, size);
+    uint64_t hlen = 0;
+    for (int i = 0; i < 8; i++)
+        hlen |= (uint64_t)file[i] << (8 * i);
+    if (hlen > KSNAP_MAX_HEADER || hlen > size - 8)
+        return shoal_error_set(err, SHOAL_ERR_FORMAT,
+                               "%s: truncated or not a safetensors file: header of %" PRIu64 " bytes, file of %zu",
+                               path, hlen, size);
+    P->root = cJSON_ParseWithLength((const char *)file + 8, (size_t)hlen);
+    P->meta = cJSON_GetObjectItemCaseSensitive(P->root, "__metadata__");
+    const char *fmt = meta_str(P->meta, "format");
+    if (!cJSON_IsObject(P->meta) || !fmt || strcmp(fmt, KSNAP_FORMAT))
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: not a Shoal KV snapshot (%s)", path,
+                               P->root ? "no shoal-kv-snapshot metadata" : "corrupt safetensors header");
+    uint64_t ver;
+    if (!meta_u64(P->meta, "format_version", 1000000, &ver) || ver != KSNAP_VERSION)
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: snapshot format version %s; this Shoal reads version %d",
+                               path, meta_str(P->meta, "format_version") ? meta_str(P->meta, "format_version") : "?",
+                               KSNAP_VERSION);
+    /* Verify the checksum first: a mismatch below would otherwise blame the model for a flipped bit. */
+    const uint8_t *data = file + 8 + hlen;
+    uint64_t n_data = size - 8 - hlen;
+    char want[40];
+    snprintf(want, sizeof want, "xxh3-64:%016" PRIx64, checksum(data, n_data, P->meta));
+    const char *have = meta_str(P->meta, "checksum");
+    uint32_t n_pos = 0, n_tokens = 0, n_layers = 0, kv_dim = 0, vocab = 0;
+    if (!meta_u32(P->meta, "n_positions", &n_pos) || !meta_u32(P->meta, "n_tokens", &n_tokens) ||
+        !meta_u32(P->meta, "n_layers", &n_layers) || !meta_u32(P->meta, "kv_dim", &kv_dim) ||
+        !meta_u32(P->meta, "vocab_size", &vocab) || !meta_str(P->meta, "dtype") || !meta_str(P->meta, "model_id") ||
+        !meta_str(P->meta, "has_logits") || !meta_str(P->meta, "has_sampler") || !have || n_layers > (1u << 16) ||
+        kv_dim > (1u << 20) || n_pos > (1u << 24))
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: snapshot metadata is incomplete or malformed", path);
+    /* A short file is the common corruption (a copy cut off): say so rather than "checksum". */
+    bool logits = !strcmp(meta_str(P->meta, "has_logits"), "true");
+    uint64_t expect = (uint64_t)n_tokens * 4 + 2 * (uint64_t)n_layers * n_pos * kv_dim *
+                                                   (!strcmp(meta_str(P->meta, "dtype"), "F16") ? 2 : 4) +
+                      (logits ? (uint64_t)vocab * 4 : 0);
+    if (n_data < expect)
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: truncated: %" PRIu64 " bytes of tensor data, %" PRIu64
+                               " expected", path, n_data, expect);
+    if (strcmp(want, have))
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: corrupt snapshot: checksum %s, the metadata says %s", path,
+                               want, have);
+    if (n_data != expect)
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: %" PRIu64 " bytes of tensor data, %" PRIu64 " expected",
+                               path, n_data, expect);
+
+    /* An intact file: now is it one this session can take? */
+    uint8_t id[32];
+    char hex[65], mine[72];
+    lapi_model_id(ss->model, id);
+    lload_id_hex(id, hex);
+    snprintf(mine, sizeof mine, "sha256:%s", hex);
+    if (strcmp(meta_str(P->meta, "model_id"), mine))
+        return shoal_error_set(err, SHOAL_ERR_ARG, "%s: snapshot of another model (%s \"%s\"); this session's model is %s",
+                               path, meta_str(P->meta, "model_id"),
+                               meta_str(P->meta, "model_name") ? meta_str(P->meta, "model_name") : "?", mine);
+    if (n_layers != c->n_layers || kv_dim != s->kv.kv_dim || vocab != c->vocab_size)
+        return shoal_error_set(err, SHOAL_ERR_ARG,
+                               "%s: snapshot shape (%u layers, kv_dim %u, vocab %u) differs from the model's (%u, %u, %u)",
+                               path, n_layers, kv_dim, vocab, c->n_layers, s->kv.kv_dim, c->vocab_size);
+    if (strcmp(meta_str(P->meta, "dtype"), st_dtype(s->kv.dtype)))
+        return shoal_error_set(err, SHOAL_ERR_ARG, "%s: snapshot KV dtype is %s, this session's is %s", path,
+                               meta_str(P->meta, "dtype"), st_dtype(s->kv.dtype));
+    if (n_pos > s->n_ctx)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "%s: snapshot holds %u positions, the session's context is only %u",
+                               path, n_pos, s->n_ctx);
+    if (n_tokens < n_pos)
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: %u tokens for %u positions", path, n_tokens, n_pos);
+    layout_init(&P->L, s, n_pos, n_tokens, logits);
+    check_ctx cc = {P->root, ""};
+    int n_entries = cJSON_GetArraySize(P->root);
+    if (!for_each_tensor(&P->L, check_tensor, &cc) || n_entries != 2 + 2 * (int)n_layers + (logits ? 1 : 0))
+        return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: tensor %s is not where the metadata puts it", path,
+                               cc.bad[0] ? cc.bad : "(an extra one)");
+    for (uint32_t i = 0; i < n_tokens; i++) {
+        int32_t t; /* another writer may leave the data unaligned */
+        memcpy(&t, data + 4 * (size_t)i, 4);
+        if (t < 0 || (uint32_t)t >= vocab)
+            return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: token %d at %u is out of range", path, t, i);
+    }
+    P->has_sampler = !strcmp(meta_str(P->meta, "has_sampler"), "true");
+    if (P->has_sampler) {
+        const char *rng = meta_str(P->meta, "sampler.rng");
+        lsample_params *p = &P->sp;
+        if (!rng || sscanf(rng, "%16" SCNx64 ",%16" SCNx64 ",%16" SCNx64 ",%16" SCNx64, &P->rng.s[0], &P->rng.s[1],
+                           &P->rng.s[2], &P->rng.s[3]) != 4 ||
+            !(P->rng.s[0] | P->rng.s[1] | P->rng.s[2] | P->rng.s[3]) ||
+            !meta_f32(P->meta, "sampler.temperature", &p->temperature) ||
+            !meta_i32(P->meta, "sampler.top_k", &p->top_k) || !meta_f32(P->meta, "sampler.top_p", &p->top_p) ||
+            !meta_f32(P->meta, "sampler.min_p", &p->min_p) ||
+            !meta_f32(P->meta, "sampler.repeat_penalty", &p->repeat_penalty) ||
+            !meta_i32(P->meta, "sampler.repeat_last_n", &p->repeat_last_n) ||
+            !meta_u64(P->meta, "sampler.seed", UINT64_MAX, &p->seed))
+            return shoal_error_set(err, SHOAL_ERR_FORMAT, "%s: malformed sampler state", path);
+    }
+    return SHOAL_OK;
+}
+
+shoal_status ksnap_restore_fd(shoal_session *ss, int fd, const char *path, shoal_snapshot_restored *out,
+                              shoal_error *err) {
+    lsession *s = ss->s;
+    uint8_t *file = NULL;
+    size_t size = 0;
+    parsed P = {0};
+    shoal_status st = kfile_read_fd(fd, path, &file, &size, err);
+    if (st)
+        return st;
+    if ((st = parse_and_check(ss, path, file, size, &P, err)))
+        goto done;
+    const layout *L = &P.L;
+    if (out && out->tokens && L->n_tokens > out->tokens_cap) {
+        out->n_tokens = L->n_tokens;
+        st = shoal_error_set(err, SHOAL_ERR_ARG, "%s: the snapshot has %u tokens, the buffer holds %u", path,
+                             L->n_tokens, out->tokens_cap);
+        goto done;
+    }
+    lsampler *fresh = NULL; /* made before the session changes, so that failing to leaves it as it was */
+    if (out && out->new_sampler && P.has_sampler) {
+        if ((st = lsample_new(&P.sp, &fresh, err)))
+            goto done;
+        lsample_set_state(fresh, &P.rng, NULL);
+    }
+    const uint8_t *data = file + size - L->total;
+    for (uint32_t l = 0; l < L->n_layers && L->n_pos; l++) {
+        const uint8_t *k = data + L->kv_off + 2 * (uint64_t)l * L->row_bytes;
+        lsession_kv_write(s, l, false, L->n_pos, k);
+        lsession_kv_write(s, l, true, L->n_pos, k + L->row_bytes);
+    }
+    if (L->has_logits) /* so that shoal_session_logits() reads what it read when saved */
+        s->be->upload(s->ctx, s->logits, data + L->logits_off, (size_t)L->vocab * 4);
+    if ((st = s->be->sync(s->ctx, err))) {
+        s->pos = 0; /* some rows may have been overwritten: what is left is not the old session */
+        lsample_free(fresh);
+        goto done;
+    }
+    s->pos = L->n_pos;
+    if (out) {
+        if (out->new_sampler)
+            *out->new_sampler = (shoal_sampler *)fresh;
+        if (out->sampler && P.has_sampler)
+            lsample_set_state((lsampler *)out->sampler, &P.rng, NULL); /* nonzero: checked above */
+        if (out->tokens && L->n_tokens)
+            memcpy(out->tokens, data, (size_t)L->n_tokens * 4);
+        if (out->logits && L->has_logits)
+            memcpy(out->logits, data + L->logits_off, (size_t)L->vocab * 4);
+        out->n_tokens = L->n_tokens;
+        out->n_positions = L->n_pos;
+        out->has_sampler = P.has_sampler;
+        out->has_logits = L->has_logits;
+        if (P.has_sampler)
+            out->sampler_params = (shoal_sampler_params){P.sp.temperature,    P.sp.top_k,         P.sp.top_p,
+                                                         P.sp.min_p,          P.sp.repeat_penalty, P.sp.repeat_last_n,
+                                                         P.sp.seed};
+    }
+done:
+    cJSON_Delete(P.root);
+    free(file);
+    return st;
+}
+
+shoal_status shoal_session_save(shoal_session *session, const char *path, const shoal_snapshot_save_opts *opts,
+                                shoal_error *err) {
+    return ksnap_save_at(session, -1, path, path, opts, err);
+}
+
+shoal_status shoal_session_restore(shoal_session *session, const char *path, shoal_snapshot_restored *out,
+                                   shoal_error *err) {
+    if (!path || !*path)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return shoal_error_set(err, SHOAL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    shoal_status st = ksnap_restore_fd(session, fd, path, out, err);
+    close(fd);
+    return st;
+}
