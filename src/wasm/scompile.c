@@ -624,9 +624,47 @@ static SOp imm_form64(SOp op, bool swapped) {
 
 static bool fits_s32(uint64_t v) { return (int64_t)v >= INT32_MIN && (int64_t)v <= INT32_MAX; }
 
+/* `a op load(...)` where the load is the instruction just emitted: the load becomes the op, reading its
+ * right operand from memory. Returns false when the pattern does not apply. */
+static bool try_fuse_load(T *t, SOp op) {
+    SOp want, f;
+    switch (op) {
+    case SO_i32_add: want = SO_i32_load, f = SO_i32_add_m; break;
+    case SO_i32_sub: want = SO_i32_load, f = SO_i32_sub_m; break;
+    case SO_i32_and: want = SO_i32_load, f = SO_i32_and_m; break;
+    case SO_i32_or: want = SO_i32_load, f = SO_i32_or_m; break;
+    case SO_i32_xor: want = SO_i32_load, f = SO_i32_xor_m; break;
+    case SO_f32_add: want = SO_f32_load, f = SO_f32_add_m; break;
+    case SO_f32_sub: want = SO_f32_load, f = SO_f32_sub_m; break;
+    case SO_f32_mul: want = SO_f32_load, f = SO_f32_mul_m; break;
+    case SO_f64_add: want = SO_f64_load, f = SO_f64_add_m; break;
+    case SO_f64_sub: want = SO_f64_load, f = SO_f64_sub_m; break;
+    case SO_f64_mul: want = SO_f64_load, f = SO_f64_mul_m; break;
+    default: return false;
+    }
+    uint32_t p = t->h - 2, q = t->h - 1;
+    if (!t->last_valid || t->last_op != want || t->last_dst_h != q || t->st[q].kind != E_STACK ||
+        t->st[p].kind == E_CONST || t->status != SHOAL_OK)
+        return false;
+    /* [load][d][addr][off] becomes [op][d][a][addr][off]: the load is the last instruction, so its tail
+     * can move up one unit. */
+    uint32_t pos = t->last_pos, addr = t->code[pos + OPW + 1], off = t->code[pos + OPW + 2];
+    emit_u(t, 0);
+    if (t->status != SHOAL_OK) return true;
+    set_handler(t, pos, f);
+    t->code[pos + OPW] = t->nl + p;
+    t->code[pos + OPW + 1] = t->st[p].kind == E_LOCAL ? t->st[p].local : t->nl + p;
+    t->code[pos + OPW + 2] = addr;
+    t->code[pos + OPW + 3] = off;
+    t->h = p + 1;
+    t->st[p].kind = E_STACK;
+    produced(t, f, pos, p);
+    return true;
+}
+
 static void tr_binop(T *t, SOp op) {
     if (!need(t, 2)) return;
-    if (try_fuse_mul(t, op)) return;
+    if (try_fuse_mul(t, op) || try_fuse_load(t, op)) return;
     uint32_t p = t->h - 2;
     TEnt *ea = &t->st[p], *eb = &t->st[p + 1];
     SOp fop = op;

@@ -742,6 +742,31 @@ L_memory_fill: {
     MULOP(f64_mul_sub, double, f64, m - c)
     MULOP(f64_mul_rsub, double, f64, c - m)
 
+/* Op with a loaded right operand. */
+#define LOADOP(name, ctype, member, expr)                              \
+    L_##name: {                                                        \
+        uint64_t ea = (uint64_t)S(3).u32 + U(4);                       \
+        if (UNLIKELY(ea + sizeof(ctype) > memsize)) TRAP(SHOAL_TRAP_MEMORY_OOB); \
+        ctype b;                                                       \
+        memcpy(&b, mem + ea, sizeof b);                                \
+        ctype a = S(2).member;                                         \
+        ctype r = expr;                                                \
+        S(1).u64 = 0;                                                  \
+        S(1).member = r;                                               \
+        NEXT(5);                                                       \
+    }
+    LOADOP(i32_add_m, uint32_t, u32, a + b)
+    LOADOP(i32_sub_m, uint32_t, u32, a - b)
+    LOADOP(i32_and_m, uint32_t, u32, a & b)
+    LOADOP(i32_or_m, uint32_t, u32, a | b)
+    LOADOP(i32_xor_m, uint32_t, u32, a ^ b)
+    LOADOP(f32_add_m, float, f32, a + b)
+    LOADOP(f32_sub_m, float, f32, a - b)
+    LOADOP(f32_mul_m, float, f32, a * b)
+    LOADOP(f64_add_m, double, f64, a + b)
+    LOADOP(f64_sub_m, double, f64, a - b)
+    LOADOP(f64_mul_m, double, f64, a * b)
+
 /* Compare and branch: unit 1 is the offset, 2 and 3 the operands (3 an immediate for _imm). */
 #define BRC(name, cond)                       \
     L_br_##name: {                            \

@@ -244,6 +244,19 @@ OP(f32_mul_rsub, "d a b c")
 OP(f64_mul_add, "d a b c")
 OP(f64_mul_sub, "d a b c")
 OP(f64_mul_rsub, "d a b c")
+/* superinstructions: a binary op whose right operand was just loaded, "d a b(address) k(offset)":
+ * d = a op mem[b + k], the load checked as the plain load is. */
+OP(i32_add_m, "d a b k")
+OP(i32_sub_m, "d a b k")
+OP(i32_and_m, "d a b k")
+OP(i32_or_m, "d a b k")
+OP(i32_xor_m, "d a b k")
+OP(f32_add_m, "d a b k")
+OP(f32_sub_m, "d a b k")
+OP(f32_mul_m, "d a b k")
+OP(f64_add_m, "d a b k")
+OP(f64_sub_m, "d a b k")
+OP(f64_mul_m, "d a b k")
 /* superinstructions: loads whose address is computed by an i32.add, "d a k(addend) k(offset)" and
  * "d a b k(offset)". The sum wraps at 32 bits before the offset is added, exactly as the two Wasm
  * instructions do. Same order as the plain loads. */

@@ -146,6 +146,12 @@
   (func (export "rmulsub32") (param f32 f32 f32) (result f32)
     (f32.sub (local.get 2) (f32.mul (local.get 0) (local.get 1))))
 
+  ;; binary ops whose right operand is a load
+  (func (export "sub_m") (param i32 i32) (result i32) (i32.sub (local.get 0) (i32.load offset=4 (local.get 1))))
+  (func (export "xor_m") (param i32 i32) (result i32) (i32.xor (local.get 0) (i32.load (local.get 1))))
+  (func (export "fsub_m") (param f64 i32) (result f64) (f64.sub (local.get 0) (f64.load (local.get 1))))
+  (func (export "fmul_m32") (param f32 i32) (result f32) (f32.mul (local.get 0) (f32.load (local.get 1))))
+
   ;; host calls
   (func (export "call_add3") (param i32) (result i32)
     (call $add3 (local.get 0) (i32.const 10) (i32.const 100)))

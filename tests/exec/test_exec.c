@@ -201,6 +201,26 @@ static void test_fused(void **state) {
     float y = 1.0f + 0x1p-13f, d = 1.0f + 0x1p-12f;
     assert_true(call1(in, "rmulsub32", 3, F32(y), F32(y), F32(d)).f32 == 0.0f);
     assert_true(call1(in, "muladd", 3, F64(2.0), F64(3.0), F64(1.0)).f64 == 7.0);
+    /* loads feeding an op: write known values, read them back through the fused forms */
+    uint8_t *base = shoal_instance_memory(in, NULL);
+    uint32_t u = 0x01020304u;
+    double dv = 0.25;
+    float fv = -3.0f;
+    memcpy(base + 1004, &u, 4);
+    memcpy(base + 2000, &dv, 8);
+    memcpy(base + 3000, &fv, 4);
+    assert_int_equal((uint32_t)call1(in, "sub_m", 2, I32(0x10000000), I32(1000)).i32, 0x10000000u - u);
+    assert_int_equal((uint32_t)call1(in, "xor_m", 2, I32(-1), I32(1004)).i32, ~u);
+    assert_true(call1(in, "fsub_m", 2, F64(1.0), I32(2000)).f64 == 0.75);
+    assert_true(call1(in, "fmul_m32", 2, F32(2.0f), I32(3000)).f32 == -6.0f);
+    /* the fused op traps as its load would, at the load's offset */
+    shoal_val bad[2] = {F64(1.0), I32(65530)};
+    assert_int_equal(shoal_call_export(in, "fsub_m", bad, 2, &r, 1, &err), SHOAL_ERR_TRAP);
+    assert_int_equal(err.trap, SHOAL_TRAP_MEMORY_OOB);
+    size_t n;
+    uint8_t *bytes = read_file("basic", &n);
+    assert_int_equal(bytes[err.code_offset], 0x2b); /* f64.load */
+    free(bytes);
     assert_true(call1(in, "mulsub", 3, F64(2.0), F64(3.0), F64(1.0)).f64 == 5.0);
     assert_true(call1(in, "rmulsub32", 3, F32(2.0f), F32(3.0f), F32(1.0f)).f32 == -5.0f);
 }
