@@ -404,6 +404,9 @@ shoal_status shoal_session_new(shoal_model *model, const shoal_session_options *
 void shoal_session_free(shoal_session *session);
 /* Forgets every position (the cache is reused). */
 void shoal_session_reset(shoal_session *session);
+/* Forgets the positions from n_pos on (no-op when n_pos >= the position): e.g. to re-feed a conversation
+ * from where it first differs. */
+void shoal_session_rewind(shoal_session *session, uint32_t n_pos);
 /* Keeps the first n positions and forgets the rest (a caller re-sending a conversation reuses the KV of
  * the common prefix). SHOAL_ERR_ARG when n exceeds the position. */
 shoal_status shoal_session_truncate(shoal_session *session, uint32_t n, shoal_error *err);

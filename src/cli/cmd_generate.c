@@ -183,13 +183,18 @@ static int chat_loop(gen_ctx *g, const char *system, int max_new, shoal_error *e
             break;
         }
         free(text);
-        size_t common = 0;
-        while (common < g->n_hist && common < n_ids && g->hist[common] == ids[common])
+        /* Keep the longest prefix the session already holds (the last reply's end-of-turn token was
+         * sampled but never fed, so it is not in the cache); at least one token must be fed for logits. */
+        size_t common = 0, held = shoal_session_position(g->sess);
+        while (common < held && common < n_ids && g->hist[common] == ids[common])
             common++;
-        if (common < shoal_session_position(g->sess) || common == n_ids) {
-            shoal_session_reset(g->sess);
-            common = 0;
+        if (n_ids == 0) {
+            free(ids);
+            continue;
         }
+        if (common == n_ids)
+            common--;
+        shoal_session_rewind(g->sess, (uint32_t)common);
         memcpy(g->hist, ids, n_ids * sizeof *ids);
         g->n_hist = n_ids;
         free(ids);

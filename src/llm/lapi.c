@@ -133,6 +133,10 @@ shoal_status shoal_session_truncate(shoal_session *session, uint32_t n, shoal_er
     return SHOAL_OK;
 }
 
+void shoal_session_rewind(shoal_session *session, uint32_t n_pos) {
+    lsession_rewind(session->s, n_pos);
+}
+
 uint32_t shoal_session_position(const shoal_session *session) {
     return session->s->pos;
 }

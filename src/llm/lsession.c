@@ -77,6 +77,11 @@ void lsession_reset(lsession *s) {
     s->pos = 0;
 }
 
+void lsession_rewind(lsession *s, uint32_t n_pos) {
+    if (n_pos < s->pos)
+        s->pos = n_pos;
+}
+
 static shoal_status check_tokens(const lsession *s, const int32_t *tokens, uint32_t n, shoal_error *err) {
     if ((uint64_t)s->pos + n > s->n_ctx)
         return shoal_error_set(err, SHOAL_ERR_ARG, "context full: %u positions used, %u more tokens, context is %u",

@@ -37,6 +37,8 @@ typedef struct lsession {
 shoal_status lsession_new(lmodel *m, const lsession_opts *opts, lsession **out, shoal_error *err);
 void lsession_free(lsession *s);
 void lsession_reset(lsession *s);
+/* Forgets positions >= n_pos (n_pos <= pos), keeping the cache before them: rewinding a conversation. */
+void lsession_rewind(lsession *s, uint32_t n_pos);
 
 /* Runs tokens through the model at positions pos.. and advances pos; in batches of max_batch. When logits
  * is not NULL it receives the vocab_size logits after the last token (host memory). Token ids out of range
