@@ -15,22 +15,22 @@
 
 static ltok *spm, *bpe;
 
-/* A tiny SPM vocabulary: <unk>, <s>, </s>, 256 byte pieces, a few merges. */
+/* A tiny SPM vocabulary: <unk>, <s>, </s>, 256 byte pieces, "▁" and a few merges. */
 static ltok *tiny_spm(void) {
     static char bytes[256][7];
-    const char *toks[262];
-    uint32_t lens[262];
-    float scores[262] = {0};
+    const char *toks[263];
+    uint32_t lens[263];
+    float scores[263] = {0};
     toks[0] = "<unk>", toks[1] = "<s>", toks[2] = "</s>";
     for (int b = 0; b < 256; b++) {
         snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
         toks[3 + b] = bytes[b];
     }
-    toks[259] = "\xE2\x96\x81t", toks[260] = "he", toks[261] = "\xE2\x96\x81the";
-    for (int i = 0; i < 262; i++)
+    toks[259] = "\xE2\x96\x81t", toks[260] = "he", toks[261] = "\xE2\x96\x81the", toks[262] = "\xE2\x96\x81";
+    for (int i = 0; i < 263; i++)
         lens[i] = (uint32_t)strlen(toks[i]);
-    scores[259] = -1, scores[260] = -2, scores[261] = -3;
-    ltok_vocab_desc d = {.kind = LTOK_SPM, .n_tokens = 262, .tokens = toks, .token_lens = lens, .scores = scores,
+    scores[259] = -1, scores[260] = -2, scores[261] = -3, scores[262] = -4;
+    ltok_vocab_desc d = {.kind = LTOK_SPM, .n_tokens = 263, .tokens = toks, .token_lens = lens, .scores = scores,
                          .bos_id = 1, .eos_id = 2, .eot_id = -1, .unk_id = 0, .pad_id = -1, .add_bos = true};
     ltok *t = NULL;
     return ltok_from_vocab(&d, &t, NULL) == SHOAL_OK ? t : NULL;
@@ -123,7 +123,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         break;
     case 2:
-        roundtrip(spm, s, n, !memmem(s, n, "\xE2\x96\x81", 3));
+        /* Text round-trips exactly unless it holds a literal "▁" (decoded as a space), or the vocabulary has
+         * no "▁" piece: then the dummy-prefix "▁" is byte-encoded and decodes as those bytes, as in
+         * llama.cpp (found by this fuzzer on "\n" with the stories tok512 vocabulary). */
+        roundtrip(spm, s, n, !memmem(s, n, "\xE2\x96\x81", 3) && ltok_find(spm, "\xE2\x96\x81", 3) >= 0);
         break;
     default:
         roundtrip(bpe, s, n, true);

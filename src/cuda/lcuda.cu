@@ -12,7 +12,7 @@
  * first node from a pinned host slot, so the same graph serves every position. Prefill uses cuBLAS GEMMs
  * (tensor cores, f32 accumulation).
  */
-#include <cublas_v2.h>
+#include "cublas_dl.h"
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -78,6 +78,7 @@ struct lbackend_ctx {
     CudaModel *cm;
     cudaStream_t stream;
     cublasHandle_t blas;
+    const CublasApi *cb;
     uint32_t max_batch, n_ctx, max_splits;
     int *pos_dev;          /* the position of the decode step, read by kernels */
     int *pos_pinned;       /* host slot the graph copies from */
@@ -426,6 +427,25 @@ __device__ __forceinline__ float kvf(const KT *p, size_t i);
 template <> __device__ __forceinline__ float kvf<float>(const float *p, size_t i) { return p[i]; }
 template <> __device__ __forceinline__ float kvf<__half>(const __half *p, size_t i) { return __half2float(p[i]); }
 
+/* The softmax pieces of one split: per query head, the maximum score and the sum of exponentials; the
+ * scores are replaced by their exponentials. A warp per head, lanes across positions. */
+__device__ void att_softmax(float (*sc)[DEC_SPLIT], uint32_t count, uint32_t group, float *mx, float *sm) {
+    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
+    for (uint32_t g = warp; g < group; g += nwarps) {
+        float m = -INFINITY;
+        for (uint32_t p = lane; p < count; p += 32) m = fmaxf(m, sc[g][p]);
+        m = warp_max(m);
+        float ssum = 0.0f;
+        for (uint32_t p = lane; p < count; p += 32) {
+            float e = __expf(sc[g][p] - m);
+            sc[g][p] = e;
+            ssum += e;
+        }
+        ssum = warp_sum(ssum);
+        if (lane == 0) mx[g] = m, sm[g] = ssum;
+    }
+}
+
 template <typename KT>
 __global__ void k_attn_decode(float *part, const float *q, const KT *kc, const KT *vc, size_t layer_off,
                               uint32_t kv_dim, uint32_t head_dim, uint32_t group, uint32_t max_splits, const int *pos_ptr,
@@ -472,19 +492,7 @@ __global__ void k_attn_decode(float *part, const float *q, const KT *kc, const K
     }
     __syncthreads();
     /* softmax pieces per head: a warp per head, a lane per position */
-    for (uint32_t g = warp; g < group; g += nwarps) {
-        float m = -INFINITY;
-        for (uint32_t p = lane; p < count; p += 32) m = fmaxf(m, sc[g][p]);
-        m = warp_max(m);
-        float ssum = 0.0f;
-        for (uint32_t p = lane; p < count; p += 32) {
-            float e = __expf(sc[g][p] - m);
-            sc[g][p] = e;
-            ssum += e;
-        }
-        ssum = warp_sum(ssum);
-        if (lane == 0) mx[g] = m, sm[g] = ssum;
-    }
+    att_softmax(sc, count, group, mx, sm);
     __syncthreads();
     /* out[g][d] = sum_p e[g][p] v[p][d]: thread t owns dimension t % head_dim of every head, over the
      * positions t / head_dim, + nh, ... (nh position lanes, merged through shared memory) */
@@ -567,20 +575,7 @@ __global__ void __launch_bounds__(128) k_attn_decode_h(float *part, const float 
             if (g < (int)group) sc[g][p] = acc[g];
     }
     __syncthreads();
-    uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
-    for (uint32_t g = warp; g < group; g += nwarps) {
-        float m = -INFINITY;
-        for (uint32_t p = lane; p < count; p += 32) m = fmaxf(m, sc[g][p]);
-        m = warp_max(m);
-        float ssum = 0.0f;
-        for (uint32_t p = lane; p < count; p += 32) {
-            float e = __expf(sc[g][p] - m);
-            sc[g][p] = e;
-            ssum += e;
-        }
-        ssum = warp_sum(ssum);
-        if (lane == 0) mx[g] = m, sm[g] = ssum;
-    }
+    att_softmax(sc, count, group, mx, sm);
     __syncthreads();
     uint32_t d = threadIdx.x % HD, h = threadIdx.x / HD, nh = blockDim.x / HD;
     if (h < 2 && h < nh) {
@@ -921,7 +916,7 @@ void cu_ctx_free(lbackend_ctx *c) {
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->exec) cudaGraphExecDestroy(c->exec);
     if (c->graph) cudaGraphDestroy(c->graph);
-    if (c->blas) cublasDestroy(c->blas);
+    if (c->blas) c->cb->destroy(c->blas);
     cudaFree(c->pos_dev);
     cudaFreeHost(c->pos_pinned);
     cudaFree(c->att_part);
@@ -967,7 +962,13 @@ shoal_status cu_ctx_new(lbackend *be, const lmodel *m, uint32_t max_batch, uint3
         cu_ctx_free(c);
         return shoal_error_set(err, SHOAL_ERR_NOMEM, "cuda: session setup: %s", cudaGetErrorString(e));
     }
-    if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(c->blas, c->stream) != CUBLAS_STATUS_SUCCESS) {
+    c->cb = cublas_api(err);
+    if (!c->cb) {
+        cu_ctx_free(c);
+        return err ? err->status : SHOAL_ERR_DEVICE;
+    }
+    if (c->cb->create(&c->blas) != CUBLAS_STATUS_SUCCESS ||
+        c->cb->set_stream(c->blas, c->stream) != CUBLAS_STATUS_SUCCESS) {
         cu_ctx_free(c);
         return shoal_error_set(err, SHOAL_ERR_DEVICE, "cublas: cannot create a handle");
     }
@@ -1107,7 +1108,7 @@ void gemm(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x, u
     float one = 1.0f, zero = beta; /* beta 1: out += W x (the residual add) */
     cublasStatus_t bs;
     if (w->dtype == LDT_F32) {
-        bs = cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, (int)n, (int)w->cols, &one,
+        bs = c->cb->sgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, (int)n, (int)w->cols, &one,
                          (const float *)w->dev, (int)w->cols, x, (int)w->cols, &zero, out, (int)w->rows);
     } else {
         bool f16 = w->dtype == LDT_F16;
@@ -1123,7 +1124,7 @@ void gemm(lbackend_ctx *c, float *out, const lmodel_tensor *w, const float *x, u
         }
         k_to_half<<<grid_for((size_t)n * w->cols, 256), 256, 0, c->stream>>>(c->conv, x, (size_t)n * w->cols, !f16);
         cudaDataType t = f16 ? CUDA_R_16F : CUDA_R_16BF;
-        bs = cublasGemmEx(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, (int)n, (int)w->cols, &one, wd, t,
+        bs = c->cb->gemm_ex(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)w->rows, (int)n, (int)w->cols, &one, wd, t,
                           (int)w->cols, c->conv, t, (int)w->cols, &zero, out, CUDA_R_32F, (int)w->rows,
                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     }

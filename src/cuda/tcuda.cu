@@ -15,7 +15,7 @@
  *
  * All work goes to one stream; operations are asynchronous until `sync`.
  */
-#include <cublas_v2.h>
+#include "cublas_dl.h"
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -47,6 +47,7 @@ struct TCuda {
     int ordinal;
     cudaStream_t stream;
     cublasHandle_t blas;
+    const CublasApi *cb;
     shoal_memory_provider provider;
     Region *regions;
     int nregions, region_cap;
@@ -434,12 +435,12 @@ shoal_status op_matmul(tdevice *d, tview *out, const tview *a, const tview *b, u
     if (ok) {
         /* Row-major out = a @ b is column-major out^T = b^T @ a^T: pass b first, with n and m swapped. */
         float one = 1.0f, zero = 0.0f;
-        cublasStatus_t bs = cublasGemmStridedBatchedEx(
+        cublasStatus_t bs = c->cb->gemm_strided_batched_ex(
             c->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)n, (int)m, (int)k, &one, ops.in[1], cu_type(b->dtype), (int)n,
             (long long)k * n, ops.in[0], cu_type(a->dtype), (int)k, (long long)m * k, &zero, ops.out,
             cu_type(out->dtype), (int)n, (long long)m * n, (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
         if (bs != CUBLAS_STATUS_SUCCESS) {
-            s = shoal_error_set(err, SHOAL_ERR_DEVICE, "cublas: gemm failed: %s", cublasGetStatusString(bs));
+            s = shoal_error_set(err, SHOAL_ERR_DEVICE, "cublas: gemm failed: %s", c->cb->status_string(bs));
             ok = false;
         }
     }
@@ -590,7 +591,7 @@ void *op_device_address(tdevice *d, void *host) {
 void op_destroy(tdevice *d) {
     TCuda *c = (TCuda *)d;
     cudaStreamSynchronize(c->stream);
-    cublasDestroy(c->blas);
+    c->cb->destroy(c->blas);
     cudaStreamDestroy(c->stream);
     free(c->regions);
     free(c);
@@ -624,7 +625,14 @@ extern "C" shoal_status tcuda_open(int ordinal, shoal_memory_mode mode, tdevice 
         free(c);
         return cuda_fail(err, e, "cudaStreamCreate");
     }
-    if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(c->blas, c->stream) != CUBLAS_STATUS_SUCCESS) {
+    c->cb = cublas_api(err);
+    if (!c->cb) {
+        cudaStreamDestroy(c->stream);
+        free(c);
+        return err ? err->status : SHOAL_ERR_DEVICE;
+    }
+    if (c->cb->create(&c->blas) != CUBLAS_STATUS_SUCCESS ||
+        c->cb->set_stream(c->blas, c->stream) != CUBLAS_STATUS_SUCCESS) {
         cudaStreamDestroy(c->stream);
         free(c);
         return shoal_error_set(err, SHOAL_ERR_DEVICE, "cublas: could not create a handle");
