@@ -39,11 +39,15 @@ int main(int argc, char **argv) {
     }
     shoal_snapshot_save_opts oa = {ia, 480, NULL, NULL}, ob = {ib, 300, NULL, NULL};
     if (!strcmp(argv[2], "ref") && argc == 5) {
+        int rc = 0;
         if (shoal_session_save(a, argv[3], &oa, &err) || shoal_session_save(b, argv[4], &ob, &err)) {
             fprintf(stderr, "kill_writer: %s\n", err.message);
-            return 1;
+            rc = 1;
         }
-        return 0;
+        shoal_session_free(a);
+        shoal_session_free(b);
+        shoal_model_free(m);
+        return rc;
     }
     /* Tell kill.sh the saving starts now (so its random delays fall among the saves, not the setup). */
     char ready[4096];
