@@ -9,71 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lmodel.h" /* the project's one set of fp16/bf16 conversions */
 #include "tdevice.h"
 
 /* --- element conversion --------------------------------------------------------------------------- */
 
 size_t td_size(tdtype t) { return t == TD_F32 ? 4 : 2; }
-
-static float td_half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp - 15 + 127) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-/* Round to nearest even, with overflow to infinity and gradual underflow. */
-static uint16_t td_float_to_half(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t exp = (x >> 23) & 0xff, man = x & 0x7fffff;
-    if (exp == 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
-    int e = (int)exp - 127 + 15;
-    if (e >= 31) return sign | 0x7c00;
-    if (e <= 0) {
-        if (e < -10) return sign;
-        man |= 0x800000;
-        uint32_t shift = (uint32_t)(14 - e);
-        uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (half & 1))) half++;
-        return sign | (uint16_t)half;
-    }
-    uint32_t half = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* may carry into the exponent: correct */
-    return sign | (uint16_t)half;
-}
-
-static float td_bf16_to_float(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static uint16_t td_float_to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* keep NaN a NaN */
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
-}
 
 float td_load(const uint8_t *p, tdtype t, uint64_t i) {
     if (t == TD_F32) {
@@ -83,7 +24,7 @@ float td_load(const uint8_t *p, tdtype t, uint64_t i) {
     }
     uint16_t h;
     memcpy(&h, p + 2 * i, 2);
-    return t == TD_F16 ? td_half_to_float(h) : td_bf16_to_float(h);
+    return t == TD_F16 ? lmodel_fp16_to_f32(h) : lmodel_bf16_to_f32(h);
 }
 
 void td_store(uint8_t *p, tdtype t, uint64_t i, float v) {
@@ -91,7 +32,7 @@ void td_store(uint8_t *p, tdtype t, uint64_t i, float v) {
         memcpy(p + 4 * i, &v, 4);
         return;
     }
-    uint16_t h = t == TD_F16 ? td_float_to_half(v) : td_float_to_bf16(v);
+    uint16_t h = t == TD_F16 ? lmodel_f32_to_fp16(v) : lmodel_f32_to_bf16(v);
     memcpy(p + 2 * i, &h, 2);
 }
 

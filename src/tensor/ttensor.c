@@ -307,15 +307,20 @@ out:
 static shoal_status tt_add(shoal_call *c, const shoal_val *a, shoal_val *r, void *u) { return tt_binary(c, a, r, u, TB_ADD); }
 static shoal_status tt_mul(shoal_call *c, const shoal_val *a, shoal_val *r, void *u) { return tt_binary(c, a, r, u, TB_MUL); }
 
+/* out and a of an elementwise operation: both live, in memory, of one shape. */
+static int32_t tt_resolve_same(shoal_tensor_ctx *ctx, shoal_call *call, const shoal_val *args, const char *op,
+                               tview **v) {
+    int32_t rc = tt_resolve3(ctx, call, args, 2, v);
+    if (rc < 0) return rc;
+    if (!tt_same_shape(v[0], v[1])) return tt_fail(ctx, SHOAL_TENSOR_ESHAPE, "%s: out and a must have one shape", op);
+    return 0;
+}
+
 static shoal_status tt_scale(shoal_call *call, const shoal_val *args, shoal_val *res, void *user) {
     shoal_tensor_ctx *ctx = user;
     tview *v[2];
-    int32_t rc = tt_resolve3(ctx, call, args, 2, v);
+    int32_t rc = tt_resolve_same(ctx, call, args, "scale", v);
     if (rc < 0) goto out;
-    if (!tt_same_shape(v[0], v[1])) {
-        rc = tt_fail(ctx, SHOAL_TENSOR_ESHAPE, "scale: out and a must have one shape");
-        goto out;
-    }
     tdevice *d = ctx->device->impl;
     shoal_error err = {0};
     rc = tt_done(ctx, d->scale(d, v[0], v[1], args[2].f32, &err), &err);
@@ -327,12 +332,8 @@ out:
 static shoal_status tt_unary(shoal_call *call, const shoal_val *args, shoal_val *res, void *user, tunop op) {
     shoal_tensor_ctx *ctx = user;
     tview *v[2];
-    int32_t rc = tt_resolve3(ctx, call, args, 2, v);
+    int32_t rc = tt_resolve_same(ctx, call, args, op == TU_SILU ? "silu" : "softmax", v);
     if (rc < 0) goto out;
-    if (!tt_same_shape(v[0], v[1])) {
-        rc = tt_fail(ctx, SHOAL_TENSOR_ESHAPE, "%s: out and a must have one shape", op == TU_SILU ? "silu" : "softmax");
-        goto out;
-    }
     tdevice *d = ctx->device->impl;
     shoal_error err = {0};
     rc = tt_done(ctx, d->unary(d, op, v[0], v[1], &err), &err);
