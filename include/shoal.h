@@ -570,6 +570,42 @@ shoal_status shoal_session_save(shoal_session *session, const char *path, const 
 shoal_status shoal_session_restore(shoal_session *session, const char *path, shoal_snapshot_restored *out,
                                    shoal_error *err);
 
+/* ------------------------------------------------------------------------------------------------ */
+/* 11. Actors: a running guest frozen to one file and resumed in another process or on another machine */
+/* ------------------------------------------------------------------------------------------------ */
+
+/* An actor file (`shoal run --snapshot-on-exit`, the guest's shoal_actor.checkpoint(), `shoal resume`) is
+ * a versioned, typed, checksummed container of sections: the module's bytes, the engine state (linear
+ * memory as the non-zero pages only, globals, tables, dropped segments, the suspended call stack), the WASI
+ * state and the inference state. Each subsystem below turns its state into bytes (malloc'd; free() them)
+ * and back; the bytes are opaque to everyone else and start with their own format version. */
+
+/* WASI: args, environment, preopened directories (guest name and host path), the offsets that keep the
+ * guest's monotonic and CPU-time clocks running on from where they were, and every open descriptor by
+ * number: preopens, stdio, and files/directories by their path beneath a preopen with position, flags and
+ * rights. SHOAL_ERR_UNSUPPORTED naming the descriptor when one cannot be carried (e.g. its file was
+ * removed since it was opened). */
+shoal_status shoal_wasi_state_save(shoal_wasi *wasi, uint8_t **out, size_t *len, shoal_error *err);
+/* A new WASI state from saved bytes. config supplies what belongs to the new process: stdio fds, and
+ * preopens that re-bind saved guest directory names to other host directories (matched by guest_path;
+ * the others keep their saved host path); config's argv/envp are ignored (the saved ones are the guest's).
+ * Files are reopened by path and positioned; SHOAL_ERR_IO naming the file when one cannot be. */
+shoal_status shoal_wasi_state_load(const shoal_wasi_config *config, const uint8_t *p, size_t len, shoal_wasi **out,
+                                   shoal_error *err);
+
+/* Inference: every shoal_llm session and wasi_ephemeral_nn graph and execution context of the guest, with
+ * KV cache, token history, sampler parameters and generator state, logits and counters; models by the
+ * name the guest used, with their identity (shoal info's sha256) and the preload spec they came from. */
+shoal_status shoal_nn_ctx_state_save(shoal_nn_ctx *ctx, uint8_t **out, size_t *len, shoal_error *err);
+/* Fills ctx (fresh: no graphs, contexts or sessions yet) from saved bytes. Every model the bytes name must
+ * be in ctx's registry under that name with the same identity: else SHOAL_ERR_ARG saying which name, both
+ * identities, and how to re-bind (--nn-preload NAME:GGML:AUTO:PATH). Sessions may land on another device
+ * than they were saved from (CPU <-> CUDA): KV rows are device-independent. */
+shoal_status shoal_nn_ctx_state_load(shoal_nn_ctx *ctx, const uint8_t *p, size_t len, shoal_error *err);
+/* The preload specs (NAME:ENCODING:TARGET:PATH) recorded in saved inference bytes, so that a resume can
+ * preload the same models by default; *specs is one malloc'd array of n strings (free(*specs) frees all). */
+shoal_status shoal_nn_state_preloads(const uint8_t *p, size_t len, char ***specs, size_t *n, shoal_error *err);
+
 #ifdef __cplusplus
 }
 #endif
