@@ -119,6 +119,8 @@ typedef struct shoal_module shoal_module;
 shoal_status shoal_module_load(const uint8_t *bytes, size_t size, shoal_module **out, shoal_error *err);
 shoal_status shoal_module_load_file(const char *path, shoal_module **out, shoal_error *err);
 void shoal_module_free(shoal_module *module);
+/* The module's binary as loaded (valid while the module lives). */
+const uint8_t *shoal_module_bytes(const shoal_module *module, size_t *size);
 
 typedef enum shoal_extern_kind {
     SHOAL_EXTERN_FUNC = 0,
@@ -334,6 +336,8 @@ const char *shoal_memory_mode_name(shoal_memory_mode mode);
 typedef struct shoal_tensor_ctx shoal_tensor_ctx;
 shoal_status shoal_tensor_ctx_new(shoal_device *device, shoal_tensor_ctx **out, shoal_error *err);
 void shoal_tensor_ctx_free(shoal_tensor_ctx *ctx);
+/* Tensor handles the guest holds now (actor snapshots refuse to freeze a guest holding any). */
+uint32_t shoal_tensor_ctx_live(const shoal_tensor_ctx *ctx);
 /* Adds the `shoal_tensor` import module (see include/shoal_guest.h) bound to ctx. */
 shoal_status shoal_tensor_add_imports(shoal_tensor_ctx *ctx, shoal_imports *imports, shoal_error *err);
 /* The message of the guest's last failed shoal_tensor call ("" if none). */
@@ -605,6 +609,69 @@ shoal_status shoal_nn_ctx_state_load(shoal_nn_ctx *ctx, const uint8_t *p, size_t
 /* The preload specs (NAME:ENCODING:TARGET:PATH) recorded in saved inference bytes, so that a resume can
  * preload the same models by default; *specs is one malloc'd array of n strings (free(*specs) frees all). */
 shoal_status shoal_nn_state_preloads(const uint8_t *p, size_t len, char ***specs, size_t *n, shoal_error *err);
+
+/* The whole actor. Guests import `shoal_actor`:
+ *   checkpoint() -> i32   writes the actor file now and returns 0 (the guest goes on); when the actor is
+ *                         later resumed from that file, the same call returns 1 there. < 0: not written
+ *                         (-1 no file configured, -2 the state cannot be carried, -3 an I/O error).
+ *   last_error(buf, cap) -> i32   the message of the last failed checkpoint (length; copies <= cap bytes).
+ * Only a call made directly by Wasm code can be frozen (not one nested under another host function); the
+ * module must own its memory, tables and globals, and hold no references in locals (C guests never do). */
+#define SHOAL_VERSION "0.2.0"
+
+typedef struct shoal_actor shoal_actor;
+
+typedef struct shoal_actor_config {
+    shoal_wasi *wasi;              /* required: its state is saved */
+    shoal_nn_ctx *nn;              /* the guest's inference state, or NULL */
+    shoal_tensor_ctx *tensors;     /* checked: no tensor handle may be live at a snapshot; or NULL */
+    const char *checkpoint_path;   /* where checkpoint() writes (NULL: it fails with -1) */
+    const char *device;            /* recorded for the resume's default: "cpu", "cuda", ... */
+    const char *memory_mode;       /* recorded: shoal_memory_mode_name() */
+    uint32_t checkpoints;          /* checkpoints taken before (a resumed actor continues the count) */
+} shoal_actor_config;
+
+shoal_status shoal_actor_new(const shoal_module *module, const shoal_actor_config *config, shoal_actor **out,
+                             shoal_error *err);
+void shoal_actor_free(shoal_actor *actor);
+/* Adds the `shoal_actor` import module (checkpoint, last_error) bound to actor. */
+shoal_status shoal_actor_add_imports(shoal_actor *actor, shoal_imports *imports, shoal_error *err);
+/* Writes the actor file of an instance whose last call was stopped at a safe point by
+ * shoal_instance_interrupt or fuel exhaustion (SHOAL_TRAP_INTERRUPTED / SHOAL_TRAP_FUEL_EXHAUSTED), before
+ * anything else runs on it. reason is recorded ("SIGTERM", "timeout", ...). Crash-safe. */
+shoal_status shoal_actor_save(shoal_actor *actor, shoal_instance *instance, const char *path, const char *reason,
+                              shoal_error *err);
+const char *shoal_actor_error(const shoal_actor *actor); /* the last failed checkpoint's message */
+uint32_t shoal_actor_checkpoints(const shoal_actor *actor);
+
+/* Resuming: open (every section but the memory is read and checksum-verified here), load the module, build
+ * WASI and inference state from their sections, instantiate with the file (memory is read straight into
+ * the new instance and verified; engine state restored), then resume. */
+typedef struct shoal_actor_file shoal_actor_file;
+
+typedef struct shoal_actor_info {
+    const char *shoal_version, *reason, *device, *memory_mode;
+    uint64_t created_unix_ns;
+    uint32_t checkpoints, memory_pages;
+    uint64_t memory_bytes_saved, file_bytes;
+} shoal_actor_info;
+
+shoal_status shoal_actor_file_open(const char *path, shoal_actor_file **out, shoal_error *err);
+void shoal_actor_file_close(shoal_actor_file *file);
+void shoal_actor_file_info(const shoal_actor_file *file, shoal_actor_info *out);
+shoal_status shoal_actor_file_module(const shoal_actor_file *file, shoal_module **out, shoal_error *err);
+/* The saved WASI / inference state bytes (for shoal_wasi_state_load / shoal_nn_ctx_state_load); NULL with
+ * *len 0 when the file has none. Valid while the file is open. */
+const uint8_t *shoal_actor_file_wasi(const shoal_actor_file *file, size_t *len);
+const uint8_t *shoal_actor_file_nn(const shoal_actor_file *file, size_t *len);
+/* Instantiates module (from shoal_actor_file_module) with imports whose WASI and inference state came from
+ * the file: no segments or start function run; memory and engine state come from the file. */
+shoal_status shoal_actor_file_instantiate(const shoal_actor_file *file, const shoal_module *module,
+                                          const shoal_imports *imports, const shoal_instance_config *config,
+                                          shoal_instance **out, shoal_error *err);
+/* Continues the guest where it stopped; returns as shoal_wasi_run does (exit code, trap or error). It may
+ * stop again (interrupt, fuel) and be saved again with shoal_actor_save. */
+shoal_status shoal_actor_resume(shoal_instance *instance, int32_t *exit_code, shoal_error *err);
 
 #ifdef __cplusplus
 }

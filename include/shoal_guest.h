@@ -294,6 +294,27 @@ int32_t shoal_llm_restore(int32_t h, int32_t dirfd, const char *path, uint32_t l
 SHOAL_IMPORT("shoal_llm", "last_error")
 int32_t shoal_llm_last_error(char *buf, uint32_t cap);
 
+/* ------------------------------------------------------------------------------------------------ */
+/* shoal_actor: freezing the whole guest                                                              */
+/* ------------------------------------------------------------------------------------------------ */
+/*
+ * shoal_actor_checkpoint() writes the whole guest (memory, call stack, WASI state, open files, inference
+ * sessions with their KV caches) to the actor file given by `shoal run --snapshot-on-exit FILE` (or the
+ * file it was resumed from) and returns 0: the guest goes on. When the actor is later continued with
+ * `shoal resume FILE`, possibly on another machine or device, the same call returns 1 there, as if it had
+ * just returned. A guest that wants to stop after saving returns or exits when it gets 0. Errors (< 0):
+ * SHOAL_ACTOR_ENOFILE (no file configured), SHOAL_ACTOR_EUNSUPPORTED (state that cannot be carried, e.g.
+ * live shoal_tensor handles), SHOAL_ACTOR_EIO; shoal_actor_last_error() says more.
+ */
+enum { SHOAL_ACTOR_WRITTEN = 0, SHOAL_ACTOR_RESUMED = 1, SHOAL_ACTOR_ENOFILE = -1, SHOAL_ACTOR_EUNSUPPORTED = -2,
+       SHOAL_ACTOR_EIO = -3 };
+
+SHOAL_IMPORT("shoal_actor", "checkpoint")
+int32_t shoal_actor_checkpoint(void);
+/* The message of the last failed checkpoint; returns its length, copies at most cap bytes (no NUL). */
+SHOAL_IMPORT("shoal_actor", "last_error")
+int32_t shoal_actor_last_error(char *buf, uint32_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@ typedef struct cli_command {
 } cli_command;
 
 int cmd_run(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 int cmd_spec_test(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

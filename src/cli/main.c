@@ -6,6 +6,7 @@
 
 static const cli_command commands[] = {
     {"run", cmd_run, "run a wasm32-wasi module"},
+    {"resume", cmd_resume, "continue a guest frozen to an actor file"},
     {"generate", cmd_generate, "generate text with a Llama-family model"},
     {"spec-test", cmd_spec_test, "run the WebAssembly spec test suite (wast2json output)"},
     {"convert", cmd_convert, "convert a model (llama2.c .bin, GGUF, safetensors) to GGUF"},

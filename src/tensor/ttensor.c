@@ -443,3 +443,9 @@ shoal_status shoal_tensor_add_imports(shoal_tensor_ctx *ctx, shoal_imports *impo
 }
 
 const char *shoal_tensor_ctx_last_error(const shoal_tensor_ctx *ctx) { return ctx->last_error; }
+
+uint32_t shoal_tensor_ctx_live(const shoal_tensor_ctx *ctx) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; ctx && i < ctx->nentries; i++) n += ctx->entries[i].live;
+    return n;
+}

@@ -117,6 +117,11 @@ shoal_status shoal_module_load_file(const char *path, shoal_module **out, shoal_
     return st;
 }
 
+const uint8_t *shoal_module_bytes(const shoal_module *module, size_t *size) {
+    if (size) *size = module ? module->m.size : 0;
+    return module ? module->m.bytes : NULL;
+}
+
 void shoal_module_free(shoal_module *module) {
     if (!module) return;
     scomp_free_module(&module->m);
@@ -223,6 +228,24 @@ shoal_status sexec_invoke(shoal_instance *inst, SFuncInst *f, const shoal_val *a
     tl_exec = nested ? ex : NULL;
     if (!nested && inst->fuel_limited) inst->fuel = ex->fuel;
     if (st == SHOAL_OK && t->nresults) memcpy(results, fp, t->nresults * sizeof *fp);
+    return st;
+}
+
+shoal_status sexec_resume(shoal_instance *inst, shoal_error *err) {
+    SExec *ex = inst->exec;
+    if (tl_exec) return shoal_error_set(err, SHOAL_ERR_ARG, "a stopped guest cannot be resumed from a host function");
+    if (!ex || !ex->at_func || !ex->at_func->code)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "the instance has no stopped call to continue");
+    ex->root = inst;
+    ex->top = ex->slots;
+    ex->fuel_limited = inst->fuel_limited;
+    ex->fuel = inst->fuel_limited ? inst->fuel : INT64_MAX;
+    ex->depth = ex->at_depth;
+    ex->host_depth = 0;
+    tl_exec = ex;
+    shoal_status st = sinterp_resume(ex, ex->at_func, ex->at_fp, ex->at_ip, err);
+    tl_exec = NULL;
+    if (inst->fuel_limited) inst->fuel = ex->fuel;
     return st;
 }
 

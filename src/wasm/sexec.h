@@ -136,6 +136,22 @@ typedef struct SExec {
     bool fuel_limited;
     struct shoal_instance *root;
     atomic_int *intr;      /* &root->interrupt */
+
+    /* Where the guest stands while it is not running Wasm code, for actor snapshots (ssnap.c):
+     *   - during a host call made by Wasm code (host_depth > 0): at_func/at_fp are the calling function's,
+     *     at_ip is where it continues after the call, at_args the call's argument/result window, at_callee
+     *     the host function, at_depth the frame records below (frames[0 .. at_depth));
+     *   - after an interrupt or fuel exhaustion stopped a top-level call at a safe point (suspended):
+     *     at_ip is the next instruction and at_args NULL. The frames and slots stay as they were until the
+     *     next call on this stack, so the stop can be saved and later continued (sinterp_resume).
+     * resumable says the stop happened with no host function of this stack below it (a host function's C
+     * frame cannot be saved): only then can it be snapshotted. */
+    SFuncInst *at_func, *at_callee;
+    SSlot *at_fp, *at_args;
+    const uint32_t *at_ip;
+    uint32_t at_depth;
+    uint32_t host_depth;   /* host functions now running on this stack */
+    bool suspended, resumable;
 } SExec;
 
 struct shoal_call {
@@ -168,6 +184,10 @@ uint32_t scomp_wasm_offset(const SCode *c, const uint32_t *ip);
 const void *const *sinterp_handlers(void);
 /* Runs f with its arguments in fp[0..nparams); results land in fp[0..nresults). fp lies in ex's slots. */
 shoal_status sinterp_call(SExec *ex, SFuncInst *f, SSlot *fp, shoal_error *err);
+/* Continues a restored top-level call: the frame records frames[0 .. ex->depth) and the slots are in
+ * place, and execution goes on in f (a Wasm function) at ip with frame fp. Returns as sinterp_call does
+ * when the call's root function returns (its results in ex->slots[0 ..)). */
+shoal_status sinterp_resume(SExec *ex, SFuncInst *f, SSlot *fp, const uint32_t *ip, shoal_error *err);
 
 /* smemory.c */
 shoal_status smem_init(SMemory *mem, const shoal_memory_provider *prov, uint32_t pages, uint32_t max_pages,
@@ -177,11 +197,17 @@ void smem_free(SMemory *mem);
 int64_t smem_grow(SMemory *mem, uint32_t delta);
 
 /* sinstance.c */
+/* shoal_instantiate; run_init false: neither segments nor the start function run (ssnap.c, resumes). */
+shoal_status sinst_instantiate(const shoal_module *module, const shoal_imports *imports,
+                               const shoal_instance_config *config, bool run_init, shoal_instance **out,
+                               shoal_error *err);
 shoal_status sinst_exec_for(struct shoal_instance *inst, SExec **out, shoal_error *err);
 int64_t stable_grow(STable *t, uint32_t delta, void *init);
 /* Runs f (of any instance) on the current thread's execution stack, or on inst's when none is active. */
 shoal_status sexec_invoke(struct shoal_instance *inst, SFuncInst *f, const shoal_val *args, shoal_val *results,
                           shoal_error *err);
+/* Continues the stop that ssnap_load put in inst's execution stack (ex->at_*), as a top-level call. */
+shoal_status sexec_resume(struct shoal_instance *inst, shoal_error *err);
 /* Trap helper: fills err with kind, message and location. */
 shoal_status sexec_trap(shoal_error *err, shoal_trap trap, const SFuncInst *f, const uint32_t *ip);
 

@@ -402,8 +402,9 @@ static shoal_status apply_segments(shoal_instance *inst, shoal_error *err) {
     return SHOAL_OK;
 }
 
-shoal_status shoal_instantiate(const shoal_module *module, const shoal_imports *imports,
-                               const shoal_instance_config *config, shoal_instance **out, shoal_error *err) {
+shoal_status sinst_instantiate(const shoal_module *module, const shoal_imports *imports,
+                               const shoal_instance_config *config, bool run_init, shoal_instance **out,
+                               shoal_error *err) {
     shoal_error local;
     if (!err) err = &local;
     if (!out || !module) return shoal_error_set(err, SHOAL_ERR_ARG, "shoal_instantiate: NULL argument");
@@ -503,6 +504,10 @@ shoal_status shoal_instantiate(const shoal_module *module, const shoal_imports *
     }
     for (uint32_t i = 0; i < m->ndatas; i++) inst->data_sizes[i] = m->datas[i].size;
 
+    if (!run_init) { /* a resume: the snapshot holds the segments' and the start function's effects */
+        *out = inst;
+        return SHOAL_OK;
+    }
     st = apply_segments(inst, err);
     if (st != SHOAL_OK) goto trapped;
     if (m->has_start) {
@@ -524,4 +529,9 @@ trapped:
 fail:
     shoal_instance_free(inst);
     return st;
+}
+
+shoal_status shoal_instantiate(const shoal_module *module, const shoal_imports *imports,
+                               const shoal_instance_config *config, shoal_instance **out, shoal_error *err) {
+    return sinst_instantiate(module, imports, config, true, out, err);
 }

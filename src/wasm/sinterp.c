@@ -129,7 +129,9 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
     shoal_instance *hi = f->inst; /* the importer: f->index is a function index of its module */
     if (UNLIKELY(hi->host_call_hook != NULL))
         hi->host_call_hook(hi->hook_user, hi, f->index, false, (const shoal_val *)args, ft->nparams, SHOAL_OK);
+    ex->host_depth++;
     shoal_status st = f->host(&call, (const shoal_val *)args, res, f->host_user);
+    ex->host_depth--;
     if (UNLIKELY(hi->host_call_hook != NULL))
         hi->host_call_hook(hi->hook_user, hi, f->index, true, res, ft->nresults, st);
     ex->top = saved_top;
@@ -149,7 +151,8 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
 
 /* ---- the loop ---------------------------------------------------------------------------------- */
 
-static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_error *err, const void **export_table) {
+static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, const uint32_t *resume_ip, shoal_error *err,
+                        const void **export_table) {
     static const void *const labels[SO_COUNT] = {
 #define OP(name, layout) &&L_##name,
 #include "sops.h"
@@ -162,8 +165,10 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
 
     /* Only ip, fp, mem, memsize and inst are hot: everything touched at calls and back edges only lives
      * in *ex, so the compiler can keep the hot five in registers. */
-    const uint32_t entry_depth = ex->depth;
+    /* A resumed call is a top-level one whose frame records are already in place. */
+    const uint32_t entry_depth = resume_ip ? 0 : ex->depth;
     ex->intr = &ex->root->interrupt;
+    ex->suspended = false;
 
     SFuncInst *cur = entry;
     shoal_instance *inst = cur->inst;
@@ -211,6 +216,10 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, shoal_erro
         DISPATCH();                                                                                 \
     } while (0)
 
+    if (resume_ip) {
+        ip = resume_ip;
+        DISPATCH();
+    }
     /* Enter the entry function as if called. */
     callee = entry;
     nfp = entry_fp;
@@ -265,6 +274,12 @@ L_call_indirect: {
 }
 call:
     if (UNLIKELY(!callee->code)) {
+        ex->at_func = cur;
+        ex->at_callee = callee;
+        ex->at_fp = fp;
+        ex->at_args = nfp;
+        ex->at_ip = ret_ip;
+        ex->at_depth = ex->depth;
         st = call_host(ex, callee, nfp, inst, err);
         if (UNLIKELY(st != SHOAL_OK)) goto host_failed;
         mem = inst->mem0->base;
@@ -807,13 +822,32 @@ L_br_i32_eqz:
     BRCI(i32_ge_u_imm, a.u32 >= k)
 
 poll:
-    /* A backward branch or call found the budget spent or the interrupt flag set. */
-    if (atomic_load_explicit(ex->intr, memory_order_relaxed)) TRAP(SHOAL_TRAP_INTERRUPTED);
+    /* A backward branch or call found the budget spent or the interrupt flag set. Either stop leaves the
+     * guest at an instruction boundary with its frames intact: record where, so that it can be saved and
+     * continued (sinterp_resume at ip runs exactly what would have run next). */
+    if (atomic_load_explicit(ex->intr, memory_order_relaxed)) {
+        tk = SHOAL_TRAP_INTERRUPTED;
+        goto suspend;
+    }
     if (ex->fuel < 0) {
-        if (ex->fuel_limited) TRAP(SHOAL_TRAP_FUEL_EXHAUSTED);
+        if (ex->fuel_limited) {
+            tk = SHOAL_TRAP_FUEL_EXHAUSTED;
+            goto suspend;
+        }
         ex->fuel = INT64_MAX; /* unlimited: the counter merely wrapped its huge start value */
     }
     DISPATCH();
+
+suspend:
+    ex->at_func = cur;
+    ex->at_callee = NULL;
+    ex->at_fp = fp;
+    ex->at_args = NULL;
+    ex->at_ip = ip;
+    ex->at_depth = ex->depth;
+    ex->suspended = true;
+    ex->resumable = entry_depth == 0 && ex->host_depth == 0;
+    goto trap;
 
 trap:
     ex->depth = entry_depth;
@@ -839,7 +873,7 @@ done:
 
 static const void *handler_table[SO_COUNT];
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
-static void handlers_init(void) { run(NULL, NULL, NULL, NULL, handler_table); }
+static void handlers_init(void) { run(NULL, NULL, NULL, NULL, NULL, handler_table); }
 
 const void *const *sinterp_handlers(void) {
     pthread_once(&handler_once, handlers_init);
@@ -847,6 +881,13 @@ const void *const *sinterp_handlers(void) {
 }
 
 shoal_status sinterp_call(SExec *ex, SFuncInst *f, SSlot *fp, shoal_error *err) {
-    if (!f->code) return call_host(ex, f, fp, f->inst, err);
-    return run(ex, f, fp, err, NULL);
+    if (!f->code) {
+        ex->at_func = NULL; /* no Wasm caller: nothing a snapshot could continue */
+        return call_host(ex, f, fp, f->inst, err);
+    }
+    return run(ex, f, fp, NULL, err, NULL);
+}
+
+shoal_status sinterp_resume(SExec *ex, SFuncInst *f, SSlot *fp, const uint32_t *ip, shoal_error *err) {
+    return run(ex, f, fp, ip, err, NULL);
 }

@@ -127,6 +127,10 @@ typedef struct SModule {
     /* Filled by the validator: functions that may be the operand of ref.func in code (C.refs), one bit
      * per function index. */
     uint8_t *declared_refs;
+    /* Set by the validator when some function body puts a reference on its operand stack or has a
+     * reference-typed parameter or local: its frames may then hold pointers, which an actor snapshot
+     * (ssnap.c) cannot tell from numbers, so such modules are refused there. */
+    bool refs_in_frames;
 
     void *exec; /* owned by the translator (scompile.c): the engine's per-module data */
 } SModule;

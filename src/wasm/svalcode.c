@@ -160,6 +160,7 @@ static shoal_status sc_push(SCode *c, SValType t) {
         c->capvals = ncap;
     }
     c->vals[c->nvals++] = t;
+    if (t == SHOAL_FUNCREF || t == SHOAL_EXTERNREF) c->m->refs_in_frames = true;
     return SHOAL_OK;
 }
 
@@ -521,6 +522,12 @@ shoal_status sval_code(SVal *v) {
     shoal_status st = SHOAL_OK;
     for (uint32_t i = m->nfunc_imports; i < m->nfuncs && st == SHOAL_OK; i++) {
         v->func = i;
+        const SFunc *f = &m->funcs[i];
+        const SFuncType *ft = &m->types[f->type_index];
+        for (uint32_t k = 0; k < ft->nparams; k++)
+            if (ft->params[k] == SHOAL_FUNCREF || ft->params[k] == SHOAL_EXTERNREF) m->refs_in_frames = true;
+        for (uint32_t k = 0; k < f->nlocals; k++)
+            if (f->local_types[k] == SHOAL_FUNCREF || f->local_types[k] == SHOAL_EXTERNREF) m->refs_in_frames = true;
         st = sval_body(&c, i);
     }
     v->func = SHOAL_NO_FUNC;
