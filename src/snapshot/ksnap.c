@@ -254,14 +254,13 @@ static bool add_metadata(cJSON *meta, shoal_session *ss, const layout *L, const 
                     st.s[2], st.s[3]);
 }
 
-shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const char *shown,
-                           const shoal_snapshot_save_opts *opts, shoal_error *err) {
+shoal_status ksnap_encode(shoal_session *ss, const shoal_snapshot_save_opts *opts, struct iovec iov[2],
+                          shoal_error *err) {
     static const shoal_snapshot_save_opts none = {0};
     if (!opts)
         opts = &none;
     lsession *s = ss->s;
-    if (!path || !*path)
-        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
+    iov[0] = iov[1] = (struct iovec){NULL, 0};
     if (opts->n_tokens < s->pos || (opts->n_tokens && !opts->tokens))
         return shoal_error_set(err, SHOAL_ERR_ARG,
                                "snapshot: the %u tokens whose KV the session holds are needed (got %u)", s->pos,
@@ -303,8 +302,11 @@ shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const
         hdr[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     memcpy(hdr + 8, json, jlen);
     memset(hdr + 8 + jlen, ' ', padded - jlen);
-    struct iovec iov[2] = {{hdr, 8 + padded}, {data, (size_t)L.total}};
-    st = dirfd < 0 ? kfile_write_atomic(path, iov, 2, err) : kfile_write_atomic_at(dirfd, path, shown, iov, 2, err);
+    iov[0] = (struct iovec){hdr, 8 + padded};
+    iov[1] = (struct iovec){data, (size_t)L.total};
+    hdr = NULL;
+    data = NULL;
+    st = SHOAL_OK;
     goto done;
 nomem:
     st = shoal_error_set(err, SHOAL_ERR_NOMEM, "snapshot: out of memory");
@@ -314,6 +316,20 @@ done:
     cJSON_free(json);
     cJSON_Delete(root);
     free(data);
+    return st;
+}
+
+shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const char *shown,
+                           const shoal_snapshot_save_opts *opts, shoal_error *err) {
+    if (!path || !*path)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
+    struct iovec iov[2];
+    shoal_status st = ksnap_encode(ss, opts, iov, err);
+    if (st)
+        return st;
+    st = dirfd < 0 ? kfile_write_atomic(path, iov, 2, err) : kfile_write_atomic_at(dirfd, path, shown, iov, 2, err);
+    free(iov[0].iov_base);
+    free(iov[1].iov_base);
     return st;
 }
 
@@ -434,15 +450,11 @@ static shoal_status parse_and_check(shoal_session *ss, const char *path, const u
     return SHOAL_OK;
 }
 
-shoal_status ksnap_restore_fd(shoal_session *ss, int fd, const char *path, shoal_snapshot_restored *out,
-                              shoal_error *err) {
+shoal_status ksnap_restore_mem(shoal_session *ss, const uint8_t *file, size_t size, const char *path,
+                               shoal_snapshot_restored *out, shoal_error *err) {
     lsession *s = ss->s;
-    uint8_t *file = NULL;
-    size_t size = 0;
     parsed P = {0};
-    shoal_status st = kfile_read_fd(fd, path, &file, &size, err);
-    if (st)
-        return st;
+    shoal_status st;
     if ((st = parse_and_check(ss, path, file, size, &P, err)))
         goto done;
     const layout *L = &P.L;
@@ -492,6 +504,17 @@ shoal_status ksnap_restore_fd(shoal_session *ss, int fd, const char *path, shoal
     }
 done:
     cJSON_Delete(P.root);
+    return st;
+}
+
+shoal_status ksnap_restore_fd(shoal_session *ss, int fd, const char *path, shoal_snapshot_restored *out,
+                              shoal_error *err) {
+    uint8_t *file = NULL;
+    size_t size = 0;
+    shoal_status st = kfile_read_fd(fd, path, &file, &size, err);
+    if (st)
+        return st;
+    st = ksnap_restore_mem(ss, file, size, path, out, err);
     free(file);
     return st;
 }

@@ -191,6 +191,35 @@ static SWasiFd *sw_dir_path(shoal_call *call, shoal_wasi *w, int32_t fd, uint64_
     return f;
 }
 
+/* Where a file that path_open just opened (sb: its status) lies beneath the preopen `dir` descends from,
+ * as a normalized path (*out, owned; NULL when it cannot be known: the fd then cannot be carried by a
+ * state save, which says so). A path that used ".." is checked against the object actually opened: a
+ * symlink before the ".." can make the lexical form name another file. Returns ENOMEM only. */
+static uint16_t sw_open_path(const SWasiFd *dir, const char *path, int follow, const struct stat *sb, char **out) {
+    *out = NULL;
+    if (dir->origin < 0 || !dir->path)
+        return SW_ESUCCESS;
+    int dotdot = 0;
+    char *rel = swasi_path_join(".", path, &dotdot);
+    if (!rel)
+        return SW_ESUCCESS; /* unknown, or out of memory: a save reports the fd as not carriable */
+    if (dotdot) {
+        int fd = -1;
+        struct stat vb;
+        int same = swasi_path_open(dir->host, rel, O_PATH, 0, follow, &fd) == SW_ESUCCESS && fstat(fd, &vb) == 0 &&
+                   vb.st_dev == sb->st_dev && vb.st_ino == sb->st_ino;
+        if (fd >= 0)
+            close(fd);
+        if (!same) {
+            free(rel);
+            return SW_ESUCCESS;
+        }
+    }
+    *out = swasi_path_join(dir->path, rel, &dotdot);
+    free(rel);
+    return *out ? SW_ESUCCESS : SW_ENOMEM;
+}
+
 SW_HOSTFN(swasi_fs_path_open) {
     shoal_wasi *w = user;
     char path[SW_PATH_MAX];
@@ -229,9 +258,24 @@ SW_HOSTFN(swasi_fs_path_open) {
     }
     uint8_t type = swasi_filetype(sb.st_mode);
     base &= type == SW_FT_DIRECTORY ? SW_R_DIR : SW_R_FILE;
-    uint32_t slot;
-    if ((e = swasi_fd_alloc(w, host, type, base, inh, &slot)))
+    int follow = (uint32_t)a[1].i32 & SW_LOOKUP_SYMLINK_FOLLOW;
+    char *where = NULL; /* the path beneath the preopen, for a state save; NULL: not known */
+    if ((e = sw_open_path(dir, path, follow, &sb, &where))) {
+        close(host);
         return SW_RET(e);
+    }
+    uint32_t slot;
+    if ((e = swasi_fd_alloc(w, host, type, base, inh, &slot))) {
+        free(where);
+        return SW_RET(e);
+    }
+    SWasiFd *f = &w->fds[slot];
+    /* the sync flags too: fd_fdstat_get reports them, and a state load reopens with them */
+    f->flags = (uint16_t)(fdflags & (SW_FDFLAG_APPEND | SW_FDFLAG_NONBLOCK | SW_FDFLAG_DSYNC | SW_FDFLAG_RSYNC |
+                                     SW_FDFLAG_SYNC));
+    f->origin = where ? dir->origin : -1;
+    f->path = where;
+    f->follow = (uint8_t)(follow != 0);
     sw_put32(out, slot);
     return SW_RET(SW_ESUCCESS);
 }
