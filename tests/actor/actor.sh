@@ -88,7 +88,27 @@ fi
 grep -q 'checkpoint failed: -1: no snapshot file' "$T/nofile" && ok "checkpoint() without a file returns -1 with a reason" ||
     { bad "checkpoint() without a file"; cat "$T/nofile"; }
 
-# 5. Damaged files are refused with a message and never run.
+# 5. Open files move with the actor: frozen after reading 4 of 5 pieces, resumed with its directory re-bound
+#    to a copy elsewhere, it reads on from the same offset and appends to the same log.
+mkdir -p "$T/d1"
+seq -w 1 40 | tr -d '\n' >"$T/d1/input"
+cp -r "$T/d1" "$T/dref"
+"$SHOAL" run --dir "$T/dref::data" "$W" files data 99 >"$T/fref" 2>&1
+"$SHOAL" run --dir "$T/d1::data" --snapshot-on-exit "$T/f.act" "$W" files data 3 >"$T/f1" 2>&1; rc1=$?
+cp -r "$T/d1" "$T/d2"
+rm -rf "$T/d1"
+"$SHOAL" resume --dir "$T/d2::data" "$T/f.act" >"$T/f2" 2>&1; rc2=$?
+if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && grep -q 'resumed at piece 3, monotonic clock forward' "$T/f2" &&
+   [ "$(grep '^piece' "$T/f1" "$T/f2" -h)" == "$(grep '^piece' "$T/fref")" ] && cmp -s "$T/d2/log" "$T/dref/log"; then
+    ok "open files: resumed in a re-bound directory, reads continue at the saved offset, appends complete the log"
+else
+    bad "open files: rc $rc1 $rc2"; cat "$T/f1" "$T/f2"
+fi
+"$SHOAL" resume "$T/f.act" >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 1 ] && grep -q "$T/d1" "$T/err" && ok "a saved directory that is gone is named ($(head -c 100 "$T/err"))" ||
+    { bad "missing directory: rc $rc"; cat "$T/err"; }
+
+# 6. Damaged files are refused with a message and never run.
 cp "$T/c20.act" "$T/good.act"
 size=$(stat -c %s "$T/good.act")
 check_refused() { # name file pattern
