@@ -199,6 +199,10 @@ shoal_status swasi_stdio_open(int fd, int *host, uint8_t *type, uint64_t *rights
 /* Appends a preopen origin (copies of both names; host made absolute where possible). */
 shoal_status swasi_origin_add(shoal_wasi *w, const char *guest, const char *host, shoal_error *err);
 
+/* swasi_state.c: parses and validates saved state bytes without touching the host (what a load does
+ * before it opens anything); SHOAL_ERR_FORMAT with a message when they are corrupt. For fuzzing. */
+shoal_status swasi_state_check(const uint8_t *p, size_t len, shoal_error *err);
+
 /* swasi_path.c: resolution confined to the directory `root`. Both return a WASI errno.
  * swasi_path_open opens `path` with open(2) flags (O_NOFOLLOW is added when !follow), *out owned.
  * swasi_path_parent opens the directory that holds the last component (*dir, owned, O_PATH) and copies

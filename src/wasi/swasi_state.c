@@ -370,6 +370,16 @@ bad:
     return shoal_error_set(err, SHOAL_ERR_FORMAT, "wasi state: %s (at byte %zu of %zu)", why, r.off, len);
 }
 
+shoal_status swasi_state_check(const uint8_t *p, size_t len, shoal_error *err) {
+    if (!p && len)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "wasi state check: NULL bytes");
+    SWasiParsed ps = {0};
+    uint32_t argv_bytes, envp_bytes;
+    shoal_status st = sw_parse(p, len, &ps, &argv_bytes, &envp_bytes, err);
+    sw_parsed_free(&ps);
+    return st;
+}
+
 /* --- load: open ------------------------------------------------------------------------------------- */
 
 /* Reopens a saved directory or file beneath its origin's directory `root`: never creating or truncating,
