@@ -261,14 +261,13 @@ static bool add_metadata(cJSON *meta, shoal_session *ss, const layout *L, const 
                     st.s[2], st.s[3]);
 }
 
-shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const char *shown,
-                           const shoal_snapshot_save_opts *opts, shoal_error *err) {
+shoal_status ksnap_encode(shoal_session *ss, const shoal_snapshot_save_opts *opts, struct iovec iov[2],
+                          shoal_error *err) {
     static const shoal_snapshot_save_opts none = {0};
     if (!opts)
         opts = &none;
     lsession *s = ss->s;
-    if (!path || !*path)
-        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
+    iov[0] = iov[1] = (struct iovec){NULL, 0};
     if (opts->n_tokens < s->pos || (opts->n_tokens && !opts->tokens))
         return shoal_error_set(err, SHOAL_ERR_ARG,
                                "snapshot: the %u tokens whose KV the session holds are needed (got %u)", s->pos,
@@ -310,8 +309,11 @@ shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const
         hdr[i] = (uint8_t)((uint64_t)padded >> (8 * i));
     memcpy(hdr + 8, json, jlen);
     memset(hdr + 8 + jlen, ' ', padded - jlen);
-    struct iovec iov[2] = {{hdr, 8 + padded}, {data, (size_t)L.total}};
-    st = dirfd < 0 ? kfile_write_atomic(path, iov, 2, err) : kfile_write_atomic_at(dirfd, path, shown, iov, 2, err);
+    iov[0] = (struct iovec){hdr, 8 + padded};
+    iov[1] = (struct iovec){data, (size_t)L.total};
+    hdr = NULL;
+    data = NULL;
+    st = SHOAL_OK;
     goto done;
 nomem:
     st = shoal_error_set(err, SHOAL_ERR_NOMEM, "snapshot: out of memory");
@@ -321,6 +323,20 @@ done:
     cJSON_free(json);
     cJSON_Delete(root);
     free(data);
+    return st;
+}
+
+shoal_status ksnap_save_at(shoal_session *ss, int dirfd, const char *path, const char *shown,
+                           const shoal_snapshot_save_opts *opts, shoal_error *err) {
+    if (!path || !*path)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "snapshot: no file name");
+    struct iovec iov[2];
+    shoal_status st = ksnap_encode(ss, opts, iov, err);
+    if (st)
+        return st;
+    st = dirfd < 0 ? kfile_write_atomic(path, iov, 2, err) : kfile_write_atomic_at(dirfd, path, shown, iov, 2, err);
+    free(iov[0].iov_base);
+    free(iov[1].iov_base);
     return st;
 }
 
@@ -713,6 +729,12 @@ done:
     free(host);
     cJSON_Delete(P.root);
     return st;
+}
+
+shoal_status ksnap_restore_mem(shoal_session *ss, const uint8_t *p, size_t len, const char *shown,
+                               shoal_snapshot_restored *out, shoal_error *err) {
+    ksrc src = {-1, p, len, shown};
+    return restore_src(ss, &src, out, err);
 }
 
 shoal_status ksnap_restore_fd(shoal_session *ss, int fd, const char *path, shoal_snapshot_restored *out,
