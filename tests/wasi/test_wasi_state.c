@@ -513,6 +513,48 @@ static void test_guest_renames(void **state) {
     shoal_wasi_free(w);
 }
 
+/* Stdio follows the guest's fd numbers to the new process's stdio fds: a closed stdin becomes a working
+ * one, and a stdout the guest renumbered onto another fd writes to the new stdout from there. */
+static void test_stdio_rebinding(void **state) {
+    (void)state;
+    const char *d = make_tree("stdio");
+    G g = {0};
+    g_start(&g, new_wasi(d, -1)); /* stdin and stdout closed */
+    assert_int_equal(C(&g, "g_rights", 0, 0), 0);
+    int64_t fd = C(&g, "g_open", 3, 0, 0, 0, 0);
+    assert_int_equal(C(&g, "g_renumber", 1, fd), 0); /* stdout now at fd; slot 1 is free */
+    uint8_t *p;
+    size_t len;
+    save(g.w, &p, &len);
+    g_stop(&g);
+    shoal_wasi_free(g.w);
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(write(in[1], "hi", 2), 2);
+    shoal_wasi_preopen pre = {.host_path = d, .guest_path = "/data"};
+    shoal_wasi_config c = {.npreopens = 1, .preopens = &pre, .stdin_fd = in[0], .stdout_fd = out[1], .stderr_fd = 2};
+    shoal_wasi *w = NULL;
+    shoal_error err;
+    if (shoal_wasi_state_load(&c, p, len, &w, &err) != SHOAL_OK)
+        fail_msg("load: %s", err.message);
+    free(p);
+    close(in[0]);
+    close(out[1]);
+    g_start(&g, w);
+    assert_true(C(&g, "g_rights", 0, 0) > 0);
+    g_read_str(&g, 0, 2, "hi");
+    assert_int_equal(C(&g, "g_fdstat", 1), -8); /* EBADF: still free */
+    assert_int_equal(C(&g, "g_write", fd, 'S', 3), 3);
+    g_stop(&g);
+    shoal_wasi_free(w);
+    char buf[16];
+    pipe_read(out[0], buf, sizeof buf);
+    assert_string_equal(buf, "SSS");
+    close(in[1]);
+    close(out[0]);
+}
+
 /* A state with in.txt open at position 3 beneath the preopen of tree `name`. */
 static void small_state(const char *d, uint8_t **p, size_t *len) {
     G g = {0};
@@ -648,6 +690,7 @@ int main(void) {
         cmocka_unit_test(test_clocks_continue),
         cmocka_unit_test(test_save_refusals),
         cmocka_unit_test(test_guest_renames),
+        cmocka_unit_test(test_stdio_rebinding),
         cmocka_unit_test(test_load_refusals),
         cmocka_unit_test(test_documented_format),
     };
