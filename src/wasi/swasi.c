@@ -97,6 +97,13 @@ SWasiFd *swasi_fd(shoal_wasi *w, int32_t fd, uint64_t need, uint16_t *e) {
     return f;
 }
 
+uint16_t swasi_host_fdflags(int host) {
+    int fl = fcntl(host, F_GETFL);
+    if (fl < 0)
+        return 0;
+    return (uint16_t)(((fl & O_APPEND) ? SW_FDFLAG_APPEND : 0) | ((fl & O_NONBLOCK) ? SW_FDFLAG_NONBLOCK : 0));
+}
+
 /* Takes ownership of host (closed on failure). The lowest free slot is reused, as POSIX does. */
 uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, uint64_t inh, uint32_t *out) {
     uint32_t i = 0;
@@ -115,11 +122,8 @@ uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, ui
         }
         w->nfds++;
     }
-    w->fds[i] = (SWasiFd){.host = host, .type = type, .rights_base = base, .rights_inh = inh};
-    int fl = fcntl(host, F_GETFL);
-    if (fl >= 0)
-        w->fds[i].flags = (uint16_t)(((fl & O_APPEND) ? SW_FDFLAG_APPEND : 0) |
-                                     ((fl & O_NONBLOCK) ? SW_FDFLAG_NONBLOCK : 0));
+    w->fds[i] = (SWasiFd){.host = host, .type = type, .flags = swasi_host_fdflags(host), .rights_base = base,
+                          .rights_inh = inh, .stdio = -1, .origin = -1};
     *out = i;
     return SW_ESUCCESS;
 }
@@ -130,6 +134,7 @@ void swasi_fd_release(SWasiFd *f) {
     if (f->host >= 0)
         close(f->host);
     free(f->preopen);
+    free(f->path);
     *f = (SWasiFd){.host = -1};
 }
 
@@ -188,28 +193,17 @@ shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoa
     const int stdio[3] = {cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd};
     for (int i = 0; i < 3; i++) {
         uint32_t slot;
-        /* Our own duplicate, so a guest's fd_close never closes the embedder's descriptor. A host fd that
-         * is not open (a CLI started with stdin closed) is treated like -1: a slot that can do nothing. */
-        int closed = stdio[i] < 0;
-        int host = closed ? -1 : fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
-        if (host < 0 && (closed || errno == EBADF)) {
-            closed = 1;
-            host = open("/dev/null", O_RDWR | O_CLOEXEC);
-        }
-        struct stat sb;
-        if (host < 0 || fstat(host, &sb) < 0) {
-            st = shoal_error_set(err, SHOAL_ERR_IO, "wasi: stdio fd %d: %s", stdio[i], strerror(errno));
-            if (host >= 0)
-                close(host);
+        int host;
+        uint8_t type;
+        uint64_t rights;
+        if ((st = swasi_stdio_open(stdio[i], &host, &type, &rights, err)) != SHOAL_OK)
             goto fail;
-        }
-        uint8_t type = swasi_filetype(sb.st_mode);
-        if (swasi_fd_alloc(w, host, type, sw_stdio_rights(type), 0, &slot) != SW_ESUCCESS) {
+        if (swasi_fd_alloc(w, host, type, rights, 0, &slot) != SW_ESUCCESS) {
             st = shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
             goto fail;
         }
-        if (closed) /* the slot exists (so fds stay numbered) but does nothing */
-            w->fds[slot].rights_base = 0;
+        w->fds[slot].stdio = (int8_t)i;
+        w->fds[slot].rights_full = rights;
     }
     for (int i = 0; i < cfg->npreopens; i++) {
         const shoal_wasi_preopen *p = &cfg->preopens[i];
@@ -226,10 +220,13 @@ shoal_status shoal_wasi_new(const shoal_wasi_config *cfg, shoal_wasi **out, shoa
             goto fail;
         }
         if (swasi_fd_alloc(w, host, SW_FT_DIRECTORY, SW_R_DIR, SW_R_ALL, &slot) != SW_ESUCCESS ||
-            !(w->fds[slot].preopen = strdup(gname))) {
+            !(w->fds[slot].preopen = strdup(gname)) || !(w->fds[slot].path = strdup("."))) {
             st = shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
             goto fail;
         }
+        if ((st = swasi_origin_add(w, gname, p->host_path, err)) != SHOAL_OK)
+            goto fail;
+        w->fds[slot].origin = (int32_t)(w->norigins - 1);
     }
     *out = w;
     return SHOAL_OK;
@@ -250,7 +247,49 @@ void shoal_wasi_free(shoal_wasi *w) {
         free(w->envp[i]);
     free(w->argv);
     free(w->envp);
+    for (uint32_t i = 0; i < w->norigins; i++) {
+        free(w->origins[i].guest);
+        free(w->origins[i].host);
+    }
+    free(w->origins);
     free(w);
+}
+
+shoal_status swasi_stdio_open(int fd, int *host_out, uint8_t *type_out, uint64_t *rights_out, shoal_error *err) {
+    /* Our own duplicate, so a guest's fd_close never closes the embedder's descriptor. A host fd that is
+     * not open (a CLI started with stdin closed) is treated like -1: a slot that can do nothing. */
+    int closed = fd < 0;
+    int host = closed ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (host < 0 && (closed || errno == EBADF)) {
+        closed = 1;
+        host = open("/dev/null", O_RDWR | O_CLOEXEC);
+    }
+    struct stat sb;
+    if (host < 0 || fstat(host, &sb) < 0) {
+        shoal_status st = shoal_error_set(err, SHOAL_ERR_IO, "wasi: stdio fd %d: %s", fd, strerror(errno));
+        if (host >= 0)
+            close(host);
+        return st;
+    }
+    *host_out = host;
+    *type_out = swasi_filetype(sb.st_mode);
+    *rights_out = closed ? 0 : sw_stdio_rights(*type_out); /* closed: the slot exists so fds stay numbered */
+    return SHOAL_OK;
+}
+
+shoal_status swasi_origin_add(shoal_wasi *w, const char *guest, const char *host, shoal_error *err) {
+    SWasiOrigin *o = realloc(w->origins, ((size_t)w->norigins + 1) * sizeof *o);
+    if (!o)
+        return shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
+    w->origins = o;
+    /* Absolute, so that a state saved here names the directory whatever the loading process's cwd is. */
+    char *abs = realpath(host, NULL);
+    o[w->norigins].guest = strdup(guest);
+    o[w->norigins].host = abs ? abs : strdup(host);
+    w->norigins++;
+    if (!o[w->norigins - 1].guest || !o[w->norigins - 1].host)
+        return shoal_error_set(err, SHOAL_ERR_NOMEM, "wasi: out of memory");
+    return SHOAL_OK;
 }
 
 uint16_t swasi_guest_path(shoal_call *call, uint32_t ptr, uint32_t len, char *buf, size_t cap) {
@@ -340,19 +379,31 @@ static SW_HOSTFN(sw_clock_res_get) {
     return SW_RET(SW_ESUCCESS);
 }
 
-static SW_HOSTFN(sw_clock_time_get) {
-    (void)user;
+uint16_t swasi_clock_now(shoal_wasi *w, uint32_t id, uint64_t *out) {
     clockid_t c;
     struct timespec ts;
-    if (!sw_clock((uint32_t)a[0].i32, &c))
-        return SW_RET(SW_EINVAL);
-    uint8_t *out = shoal_call_mem(call, (uint32_t)a[2].i32, 8);
-    if (!out)
-        return SW_RET(SW_EFAULT);
+    if (!sw_clock(id, &c))
+        return SW_EINVAL;
     if (clock_gettime(c, &ts) < 0)
-        return SW_RET(swasi_errno(errno));
-    sw_put64(out, sw_ns(&ts));
-    return SW_RET(SW_ESUCCESS);
+        return swasi_errno(errno);
+    uint64_t host = sw_ns(&ts);
+    if (id == 3 && w->thread_pending) {
+        w->clock_off[3] = w->thread_base - host;
+        w->thread_pending = 0;
+    }
+    *out = host + w->clock_off[id];
+    return SW_ESUCCESS;
+}
+
+static SW_HOSTFN(sw_clock_time_get) {
+    uint8_t *out = shoal_call_mem(call, (uint32_t)a[2].i32, 8);
+    uint64_t t = 0;
+    if ((uint32_t)a[0].i32 < 4 && !out)
+        return SW_RET(SW_EFAULT);
+    uint16_t e = swasi_clock_now(user, (uint32_t)a[0].i32, &t);
+    if (!e)
+        sw_put64(out, t);
+    return SW_RET(e);
 }
 
 static SW_HOSTFN(sw_random_get) {
@@ -706,7 +757,8 @@ static SW_HOSTFN(sw_poll_oneoff) {
             int abstime = sw_get16(s + 40) & 1;
             uint64_t rel;
             if (id == 0 || id == 1) {
-                uint64_t base = id == 0 ? sw_now(CLOCK_REALTIME) : now;
+                /* an absolute monotonic deadline is on the guest's clock: the host's plus the offset */
+                uint64_t base = id == 0 ? sw_now(CLOCK_REALTIME) : now + w->clock_off[1];
                 rel = abstime ? (timeout > base ? timeout - base : 0) : timeout;
             } else {
                 sw_event(evs + (size_t)nev++ * SW_EVENT_SIZE, ud, id < 4 ? SW_ENOTSUP : SW_EINVAL, 0, 0, 0);

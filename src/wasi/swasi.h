@@ -3,6 +3,7 @@
  *   swasi.c       lifecycle, fd table, args/environ, clocks, random, poll, proc, stream I/O, imports
  *   swasi_fs.c    files, directories and paths (fd_filestat_*, fd_readdir, path_*)
  *   swasi_path.c  sandboxed path resolution beneath a directory fd
+ *   swasi_state.c the guest's WASI state as bytes and back (shoal.h section 11: actor snapshots)
  *
  * WASI is a client of the public host-function API (shoal.h section 3): every guest pointer goes through
  * shoal_call_mem / shoal_call_mem_array, and guest structs are read and written byte by byte in little-endian
@@ -141,7 +142,9 @@ enum {
 #define SW_PRESTAT_SIZE 8u
 
 /* One guest fd. A slot with host < 0 is free. Invariant: the preopens are fds 3 .. 3+npreopens-1 at
- * creation (wasi-libc scans upward from 3 until EBADF), and every open slot owns its host fd. */
+ * creation (wasi-libc scans upward from 3 until EBADF), and every open slot owns its host fd.
+ * What a state save needs to reopen the fd elsewhere is kept beside it: the preopen it descends from
+ * (origin) and its path beneath that preopen, or which of the embedder's stdio fds it was bound to. */
 typedef struct SWasiFd {
     int host;
     uint8_t type;           /* SW_FT_* */
@@ -151,8 +154,23 @@ typedef struct SWasiFd {
     char *preopen;          /* guest name of a preopened directory, else NULL */
     DIR *dir;               /* fd_readdir stream (its own host fd), opened on first use */
     uint64_t dir_pos;       /* entries read from `dir` so far (the next cookie) */
+    int8_t stdio;           /* 0..2: bound from the embedder's stdin/stdout/stderr; else -1 */
+    uint8_t follow;         /* path_open followed a final symlink (lookupflags) */
+    int32_t origin;         /* index in shoal_wasi.origins of the preopen it descends from; -1 none */
+    char *path;             /* normalized path beneath that preopen ("." for the preopen itself); NULL when
+                             * unknown (then the fd cannot be carried by a state save) */
+    uint64_t rights_full;   /* stdio: the rights it was bound with, so a save knows which the guest dropped */
 } SWasiFd;
 
+/* A preopened directory as configured: kept even after the guest closes its fd, because files opened
+ * beneath it still name it. host is absolute where realpath(3) could make it so. */
+typedef struct SWasiOrigin {
+    char *guest, *host;
+} SWasiOrigin;
+
+/* Guest clocks are the host's plus an offset (mod 2^64), so that a resumed guest's monotonic and CPU-time
+ * clocks run on from where they were. Realtime never gets one. The thread CPU-time clock is rebased on
+ * its first read after a load, on whatever thread the guest then runs. */
 struct shoal_wasi {
     uint32_t argc, envc;
     char **argv, **envp;     /* owned copies, NUL-terminated strings */
@@ -160,6 +178,11 @@ struct shoal_wasi {
     SWasiFd *fds;
     uint32_t nfds;           /* slots in use or free, fds[0 .. nfds) */
     uint32_t capfds;
+    SWasiOrigin *origins;
+    uint32_t norigins;
+    uint64_t clock_off[4];   /* indexed by WASI clock id; [0] (realtime) stays 0 */
+    uint64_t thread_base;    /* the thread clock's saved value while thread_pending */
+    int thread_pending;
 };
 
 /* swasi.c */
@@ -168,6 +191,18 @@ uint8_t swasi_filetype(unsigned st_mode);
 SWasiFd *swasi_fd(shoal_wasi *w, int32_t fd, uint64_t need_rights, uint16_t *errno_out);
 uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, uint64_t inh, uint32_t *out);
 void swasi_fd_release(SWasiFd *f);
+uint16_t swasi_host_fdflags(int host); /* SW_FDFLAG_APPEND / _NONBLOCK as the host fd has them */
+/* The guest's view of a WASI clock (host clock + offset). Returns a WASI errno (EINVAL: unknown id). */
+uint16_t swasi_clock_now(shoal_wasi *w, uint32_t id, uint64_t *out);
+/* Binds the embedder's stdio fd (-1 or a closed fd: a slot that can do nothing) as an owned duplicate:
+ * *host, its *type and the *rights it gets. */
+shoal_status swasi_stdio_open(int fd, int *host, uint8_t *type, uint64_t *rights, shoal_error *err);
+/* Appends a preopen origin (copies of both names; host made absolute where possible). */
+shoal_status swasi_origin_add(shoal_wasi *w, const char *guest, const char *host, shoal_error *err);
+
+/* swasi_state.c: parses and validates saved state bytes without touching the host (what a load does
+ * before it opens anything); SHOAL_ERR_FORMAT with a message when they are corrupt. For fuzzing. */
+shoal_status swasi_state_check(const uint8_t *p, size_t len, shoal_error *err);
 
 /* swasi_path.c: resolution confined to the directory `root`. Both return a WASI errno.
  * swasi_path_open opens `path` with open(2) flags (O_NOFOLLOW is added when !follow), *out owned.
@@ -175,6 +210,12 @@ void swasi_fd_release(SWasiFd *f);
  * that component into last (NUL-terminated, never "", "." or ".."; a trailing '/' sets *trailing_slash). */
 uint16_t swasi_path_open(int root, const char *path, int flags, unsigned mode, int follow, int *out);
 uint16_t swasi_path_parent(int root, const char *path, int *dir, char *last, size_t last_cap, int *trailing_slash);
+/* The normalized form of `rel` (a guest path relative to a directory whose normalized path beneath its
+ * preopen is `base`): "." and empty components dropped, ".." folded lexically. NULL when it cannot be
+ * known lexically (a ".." above `rel`'s start: only a symlink could have made that resolve) or out of
+ * memory. *dotdot is set when `rel` used "..", which a symlink could make resolve elsewhere: the caller
+ * verifies such paths. */
+char *swasi_path_join(const char *base, const char *rel, int *dotdot);
 /* Probes openat2 once; SHOAL_WASI_NO_OPENAT2=1 in the environment forces the walk (for tests). */
 void swasi_path_init(void);
 /* Test hook: 0 forces the component-by-component walk, 1 restores openat2 if the probe found it.

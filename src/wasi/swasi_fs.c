@@ -191,6 +191,35 @@ static SWasiFd *sw_dir_path(shoal_call *call, shoal_wasi *w, int32_t fd, uint64_
     return f;
 }
 
+/* Where a file that path_open just opened (sb: its status) lies beneath the preopen `dir` descends from,
+ * as a normalized path (*out, owned; NULL when it cannot be known: the fd then cannot be carried by a
+ * state save, which says so). A path that used ".." is checked against the object actually opened: a
+ * symlink before the ".." can make the lexical form name another file. Returns ENOMEM only. */
+static uint16_t sw_open_path(const SWasiFd *dir, const char *path, int follow, const struct stat *sb, char **out) {
+    *out = NULL;
+    if (dir->origin < 0 || !dir->path)
+        return SW_ESUCCESS;
+    int dotdot = 0;
+    char *rel = swasi_path_join(".", path, &dotdot);
+    if (!rel)
+        return SW_ESUCCESS; /* unknown, or out of memory: a save reports the fd as not carriable */
+    if (dotdot) {
+        int fd = -1;
+        struct stat vb;
+        int same = swasi_path_open(dir->host, rel, O_PATH, 0, follow, &fd) == SW_ESUCCESS && fstat(fd, &vb) == 0 &&
+                   vb.st_dev == sb->st_dev && vb.st_ino == sb->st_ino;
+        if (fd >= 0)
+            close(fd);
+        if (!same) {
+            free(rel);
+            return SW_ESUCCESS;
+        }
+    }
+    *out = swasi_path_join(dir->path, rel, &dotdot);
+    free(rel);
+    return *out ? SW_ESUCCESS : SW_ENOMEM;
+}
+
 SW_HOSTFN(swasi_fs_path_open) {
     shoal_wasi *w = user;
     char path[SW_PATH_MAX];
@@ -229,9 +258,24 @@ SW_HOSTFN(swasi_fs_path_open) {
     }
     uint8_t type = swasi_filetype(sb.st_mode);
     base &= type == SW_FT_DIRECTORY ? SW_R_DIR : SW_R_FILE;
-    uint32_t slot;
-    if ((e = swasi_fd_alloc(w, host, type, base, inh, &slot)))
+    int follow = (uint32_t)a[1].i32 & SW_LOOKUP_SYMLINK_FOLLOW;
+    char *where = NULL; /* the path beneath the preopen, for a state save; NULL: not known */
+    if ((e = sw_open_path(dir, path, follow, &sb, &where))) {
+        close(host);
         return SW_RET(e);
+    }
+    uint32_t slot;
+    if ((e = swasi_fd_alloc(w, host, type, base, inh, &slot))) {
+        free(where);
+        return SW_RET(e);
+    }
+    SWasiFd *f = &w->fds[slot];
+    /* the sync flags too: fd_fdstat_get reports them, and a state load reopens with them */
+    f->flags = (uint16_t)(fdflags & (SW_FDFLAG_APPEND | SW_FDFLAG_NONBLOCK | SW_FDFLAG_DSYNC | SW_FDFLAG_RSYNC |
+                                     SW_FDFLAG_SYNC));
+    f->origin = where ? dir->origin : -1;
+    f->path = where;
+    f->follow = (uint8_t)(follow != 0);
     sw_put32(out, slot);
     return SW_RET(SW_ESUCCESS);
 }
@@ -329,6 +373,37 @@ SW_HOSTFN(swasi_fs_path_unlink_file) {
     return SW_RET(e);
 }
 
+/* After the guest renamed src (beneath dir fd a) to dst (beneath b): open fds recorded at src or beneath
+ * it now live at dst, so that a state save can still name them. Only lexical paths without ".." are
+ * followed; anything else keeps its old path, and a save (which checks every path against the object)
+ * then refuses that fd rather than reopening the wrong file. */
+static void sw_rename_track(shoal_wasi *w, const SWasiFd *a, const char *src, const SWasiFd *b, const char *dst) {
+    if (a->origin < 0 || !a->path || a->origin != b->origin || !b->path)
+        return;
+    int32_t origin = a->origin;
+    int dd1 = 0, dd2 = 0;
+    char *from = swasi_path_join(a->path, src, &dd1), *to = swasi_path_join(b->path, dst, &dd2);
+    if (from && to && !dd1 && !dd2 && strcmp(from, ".") != 0) {
+        size_t n = strlen(from), tn = strlen(to);
+        for (uint32_t i = 0; i < w->nfds; i++) {
+            SWasiFd *f = &w->fds[i];
+            if (f->host < 0 || f->origin != origin || !f->path || strncmp(f->path, from, n) != 0 ||
+                (f->path[n] != '\0' && f->path[n] != '/'))
+                continue;
+            size_t rest = strlen(f->path + n);
+            char *np = malloc(tn + rest + 1);
+            if (!np)
+                continue; /* the old path stays: a save refuses this fd instead */
+            memcpy(np, to, tn);
+            memcpy(np + tn, f->path + n, rest + 1);
+            free(f->path);
+            f->path = np;
+        }
+    }
+    free(from);
+    free(to);
+}
+
 SW_HOSTFN(swasi_fs_path_rename) {
     char last1[256], last2[256];
     int d1 = -1, d2 = -1, tr1, tr2;
@@ -346,6 +421,15 @@ SW_HOSTFN(swasi_fs_path_rename) {
         goto done;
     }
     e = renameat(d1, last1, d2, last2) < 0 ? swasi_errno(errno) : SW_ESUCCESS;
+    if (!e) {
+        shoal_wasi *w = user;
+        char *src = malloc(SW_PATH_MAX), *dst = malloc(SW_PATH_MAX);
+        if (src && dst && !swasi_guest_path(call, (uint32_t)a[1].i32, (uint32_t)a[2].i32, src, SW_PATH_MAX) &&
+            !swasi_guest_path(call, (uint32_t)a[4].i32, (uint32_t)a[5].i32, dst, SW_PATH_MAX))
+            sw_rename_track(w, &w->fds[a[0].i32], src, &w->fds[a[3].i32], dst);
+        free(src);
+        free(dst);
+    }
 done:
     close(d1);
     if (d2 >= 0)

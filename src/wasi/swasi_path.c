@@ -243,6 +243,55 @@ fail:
     return e;
 }
 
+/* --- normalized paths (for state saves) ----------------------------------------------------------- */
+
+char *swasi_path_join(const char *base, const char *rel, int *dotdot) {
+    size_t blen = strlen(base), rlen = strlen(rel);
+    *dotdot = 0;
+    if (rel[0] == '/') /* never reached: the sandbox refuses absolute paths before anything is opened */
+        return NULL;
+    char *out = malloc(blen + rlen + 3);
+    if (!out)
+        return NULL;
+    /* out holds base's components, then rel's; `floor` marks where rel's begin: a ".." may not pop below
+     * it, since the kernel resolved rel beneath the directory and only a symlink could have climbed. */
+    size_t n = 0;
+    if (strcmp(base, ".") != 0) {
+        memcpy(out, base, blen);
+        n = blen;
+    }
+    size_t floor = n;
+    for (size_t i = 0; i < rlen;) {
+        size_t c = strcspn(rel + i, "/");
+        if (c == 0 || (c == 1 && rel[i] == '.')) {
+            i += c + 1;
+            continue;
+        }
+        if (c == 2 && rel[i] == '.' && rel[i + 1] == '.') {
+            *dotdot = 1;
+            if (n == floor) {
+                free(out);
+                return NULL;
+            }
+            while (n > floor && out[n - 1] != '/') /* the last component... */
+                n--;
+            if (n > 0) /* ...and the '/' before it (after a non-empty base, n > floor here) */
+                n--;
+            i += c + 1;
+            continue;
+        }
+        if (n > 0)
+            out[n++] = '/';
+        memcpy(out + n, rel + i, c);
+        n += c;
+        i += c + 1;
+    }
+    if (n == 0)
+        out[n++] = '.';
+    out[n] = '\0';
+    return out;
+}
+
 /* --- the two entry points ------------------------------------------------------------------------ */
 
 uint16_t swasi_path_open(int root, const char *path, int flags, unsigned mode, int follow, int *out) {
