@@ -191,6 +191,7 @@ uint8_t swasi_filetype(unsigned st_mode);
 SWasiFd *swasi_fd(shoal_wasi *w, int32_t fd, uint64_t need_rights, uint16_t *errno_out);
 uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, uint64_t inh, uint32_t *out);
 void swasi_fd_release(SWasiFd *f);
+uint16_t swasi_host_fdflags(int host); /* SW_FDFLAG_APPEND / _NONBLOCK as the host fd has them */
 /* The guest's view of a WASI clock (host clock + offset). Returns a WASI errno (EINVAL: unknown id). */
 uint16_t swasi_clock_now(shoal_wasi *w, uint32_t id, uint64_t *out);
 /* Binds the embedder's stdio fd (-1 or a closed fd: a slot that can do nothing) as an owned duplicate:
