@@ -782,8 +782,14 @@ void *cu_stage(lbackend_ctx *c, int i, size_t *cap, shoal_error *err) {
     return c->stage[i];
 }
 
-void cu_stage_upload(lbackend_ctx *c, void *dst, int i, size_t n) {
-    note(c, cudaMemcpyAsync(dst, c->stage[i], n, cudaMemcpyHostToDevice, c->stream), "staged upload");
+void cu_stage_upload(lbackend_ctx *c, void *dst, size_t dpitch, int i, size_t off, size_t spitch, size_t width,
+                     size_t rows) {
+    const char *src = (const char *)c->stage[i] + off;
+    if (rows == 1)
+        note(c, cudaMemcpyAsync(dst, src, width, cudaMemcpyHostToDevice, c->stream), "staged upload");
+    else
+        note(c, cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyHostToDevice, c->stream),
+             "staged upload");
     note(c, cudaEventRecord(c->stage_done[i], c->stream), "staged upload");
     c->stage_busy[i] = true;
 }

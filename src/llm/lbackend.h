@@ -60,10 +60,12 @@ struct lbackend {
     /* Optional (NULL on host-visible backends): streaming uploads through pinned host memory, for
      * snapshot restore. stage(ctx, i, &cap) returns staging slot i (i < LBACKEND_STAGES), cap bytes of host
      * memory, once the last upload from it has finished (allocating it on first use; NULL and err set when
-     * that fails). stage_upload copies the first n bytes of slot i to dst asynchronously, in order with the
-     * other ops on ctx, so filling the next slot overlaps the copy. Slots live until ctx_free. */
+     * that fails). stage_upload copies `rows` rows of `width` bytes, the first at byte `off` of slot i and
+     * the next ones every `spitch` bytes, to dst, dst + dpitch, ... asynchronously, in order with the other
+     * ops on ctx, so filling the next slot overlaps the copy. Slots live until ctx_free. */
     void *(*stage)(lbackend_ctx *ctx, int slot, size_t *cap, shoal_error *err);
-    void (*stage_upload)(lbackend_ctx *ctx, void *dst, int slot, size_t n);
+    void (*stage_upload)(lbackend_ctx *ctx, void *dst, size_t dpitch, int slot, size_t off, size_t spitch,
+                         size_t width, size_t rows);
 
     /* Ops. `ids`, `x`, `out`... are backend pointers. */
     /* out[i] = row ids[i] of t, as f32 (t: [vocab][dim], any dtype). ids are checked by the caller. */

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,14 +546,112 @@ done:
     return st;
 }
 
+/* The hash of a large restore runs on a second thread, chunks behind the reads, so that a restore takes
+ * about as long as reading the file (hashing on the reading thread added a quarter on an H100 host).
+ * Chunks are hashed in the order pushed; a pushed chunk's bytes must stay put until khash_wait says it
+ * is done. Without the thread (small data, or no thread could be made) push hashes at once. */
+#define KHASH_Q 8
+
+typedef struct khash {
+    XXH3_state_t *h;
+    bool threaded, stop;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* any change of pushed, done or stop */
+    const uint8_t *ptr[KHASH_Q];
+    size_t len[KHASH_Q];
+    uint64_t pushed, done; /* chunks */
+} khash;
+
+static void *khash_main(void *arg) {
+    khash *k = arg;
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (k->done == k->pushed && !k->stop)
+            pthread_cond_wait(&k->cv, &k->mu);
+        if (k->done == k->pushed)
+            break; /* stopped, and nothing left */
+        const uint8_t *p = k->ptr[k->done % KHASH_Q];
+        size_t n = k->len[k->done % KHASH_Q];
+        pthread_mutex_unlock(&k->mu);
+        XXH3_64bits_update(k->h, p, n);
+        pthread_mutex_lock(&k->mu);
+        k->done++;
+        pthread_cond_broadcast(&k->cv);
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+static void khash_start(khash *k, bool threaded) {
+    XXH3_64bits_reset(k->h);
+    k->pushed = k->done = 0;
+    k->stop = false;
+    k->threaded = false;
+    if (!threaded || pthread_mutex_init(&k->mu, NULL))
+        return;
+    if (pthread_cond_init(&k->cv, NULL)) {
+        pthread_mutex_destroy(&k->mu);
+        return;
+    }
+    if (pthread_create(&k->thread, NULL, khash_main, k)) {
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+        return;
+    }
+    k->threaded = true;
+}
+
+static void khash_push(khash *k, const uint8_t *p, size_t n) {
+    if (!k->threaded) {
+        XXH3_64bits_update(k->h, p, n);
+        k->pushed++;
+        k->done++;
+        return;
+    }
+    pthread_mutex_lock(&k->mu);
+    while (k->pushed - k->done >= KHASH_Q)
+        pthread_cond_wait(&k->cv, &k->mu);
+    k->ptr[k->pushed % KHASH_Q] = p;
+    k->len[k->pushed % KHASH_Q] = n;
+    k->pushed++;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Waits until the first `upto` chunks pushed are hashed. */
+static void khash_wait(khash *k, uint64_t upto) {
+    if (!k->threaded)
+        return;
+    pthread_mutex_lock(&k->mu);
+    while (k->done < upto)
+        pthread_cond_wait(&k->cv, &k->mu);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Hashes what is pushed and ends the thread; the state then holds the hash of every chunk pushed. */
+static void khash_stop(khash *k) {
+    if (!k->threaded)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->stop = true;
+    pthread_cond_broadcast(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    k->threaded = false;
+}
+
 /* Moves file bytes to their places, hashing them on the way. */
 typedef struct kstream {
     const ksrc *src;
     uint64_t off; /* the next file byte */
-    XXH3_state_t *h;
+    khash *hash;
     lsession *s;
     uint8_t *bounce; /* for a backend that neither is host-visible nor offers staging: KSNAP_CHUNK bytes */
     int slot;        /* the next staging slot */
+    uint64_t slot_chunk[LBACKEND_STAGES]; /* chunks pushed up to and including the slot's last one */
 } kstream;
 
 /* The next n bytes of the file to dst: backend memory when dev, host memory otherwise. */
@@ -565,18 +664,21 @@ static shoal_status stream_to(kstream *k, void *dst, bool dev, uint64_t n, shoal
         uint8_t *buf = d;
         if (staged && be->stage) {
             size_t cap = 0;
+            khash_wait(k->hash, k->slot_chunk[k->slot]);
             if (!(buf = be->stage(k->s->ctx, k->slot, &cap, err)))
                 return err ? err->status : SHOAL_ERR_DEVICE;
             c = n < cap ? (size_t)n : cap;
         } else if (staged) {
+            khash_wait(k->hash, k->hash->pushed);
             buf = k->bounce;
         }
         shoal_status st = src_read(k->src, k->off, buf, c, err);
         if (st)
             return st;
-        XXH3_64bits_update(k->h, buf, c);
+        khash_push(k->hash, buf, c);
         if (staged && be->stage) {
-            be->stage_upload(k->s->ctx, d, k->slot, c);
+            be->stage_upload(k->s->ctx, d, c, k->slot, 0, c, c, 1);
+            k->slot_chunk[k->slot] = k->hash->pushed;
             k->slot = (k->slot + 1) % LBACKEND_STAGES;
         } else if (staged) {
             be->upload(k->s->ctx, d, buf, c);
@@ -592,6 +694,43 @@ static shoal_status stream_to(kstream *k, void *dst, bool dev, uint64_t n, shoal
 
 static uint8_t *kv_rows(lsession *s, uint32_t layer, bool v) {
     return (uint8_t *)(v ? s->kv.v : s->kv.k) + (size_t)layer * lkv_layer_bytes(&s->kv);
+}
+
+/* The KV tensors to the cache. Through staging, as many whole layers (K and V: 2 row_bytes in the file)
+ * as a slot holds go together, in two strided copies (every K, every V): a short context's small tensors
+ * would otherwise cost a copy and a wait each. Larger tensors go one by one, in slot-sized chunks. */
+static shoal_status stream_kv(kstream *k, const layout *L, shoal_error *err) {
+    lsession *s = k->s;
+    lbackend *be = s->be;
+    size_t cap = 0;
+    uint32_t l = 0;
+    if (!be->host_visible && be->stage && L->n_pos)
+        while (l < L->n_layers) {
+            khash_wait(k->hash, k->slot_chunk[k->slot]);
+            uint8_t *buf = be->stage(s->ctx, k->slot, &cap, err);
+            if (!buf)
+                return err ? err->status : SHOAL_ERR_DEVICE;
+            uint64_t per = cap / (2 * L->row_bytes);
+            if (!per)
+                break; /* one layer is more than a slot */
+            uint32_t g = per < L->n_layers - l ? (uint32_t)per : L->n_layers - l;
+            size_t n = (size_t)(2 * L->row_bytes * g), rb = (size_t)L->row_bytes, lb = lkv_layer_bytes(&s->kv);
+            shoal_status st = src_read(k->src, k->off, buf, n, err);
+            if (st)
+                return st;
+            khash_push(k->hash, buf, n);
+            be->stage_upload(s->ctx, kv_rows(s, l, false), lb, k->slot, 0, 2 * rb, rb, g);
+            be->stage_upload(s->ctx, kv_rows(s, l, true), lb, k->slot, rb, 2 * rb, rb, g);
+            k->slot_chunk[k->slot] = k->hash->pushed;
+            k->slot = (k->slot + 1) % LBACKEND_STAGES;
+            k->off += n;
+            l += g;
+        }
+    shoal_status st = SHOAL_OK;
+    for (; l < L->n_layers && !st && L->n_pos; l++)
+        for (int v = 0; v < 2 && !st; v++)
+            st = stream_to(k, kv_rows(s, l, v), true, L->row_bytes, err);
+    return st;
 }
 
 /* Copies positions [0, keep) of every layer's K and V between the cache and `rows` (2 n_layers blocks). */
@@ -614,7 +753,7 @@ static shoal_status restore_src(shoal_session *ss, const ksrc *src, shoal_snapsh
     parsed P = {0};
     shoal_error why = {0};
     uint8_t *saved = NULL, *host = NULL, *bounce = NULL;
-    XXH3_state_t *h = NULL;
+    khash hash = {0};
     lsampler *fresh = NULL; /* made before the session changes, so that failing to leaves it as it was */
     uint32_t keep = 0;      /* rows of each layer set aside in `saved` */
     bool touched = false;   /* KV rows below s->pos may have been overwritten */
@@ -654,8 +793,8 @@ static shoal_status restore_src(shoal_session *ss, const ksrc *src, shoal_snapsh
     host = malloc(host_b ? host_b : 1);
     saved = keep ? malloc(2 * (size_t)L->n_layers * keep * row_b) : NULL;
     bounce = !s->be->host_visible && !s->be->stage ? malloc(KSNAP_CHUNK) : NULL;
-    h = XXH3_createState();
-    if (!host || (keep && !saved) || (!s->be->host_visible && !s->be->stage && !bounce) || !h) {
+    hash.h = XXH3_createState();
+    if (!host || (keep && !saved) || (!s->be->host_visible && !s->be->stage && !bounce) || !hash.h) {
         st = shoal_error_set(err, SHOAL_ERR_NOMEM, "%s: out of memory", path);
         goto done;
     }
@@ -664,21 +803,31 @@ static shoal_status restore_src(shoal_session *ss, const ksrc *src, shoal_snapsh
         if ((st = s->be->sync(s->ctx, err)))
             goto done;
     }
-    XXH3_64bits_reset(h);
-    kstream k = {src, P.data_off, h, s, bounce, 0};
+    khash_start(&hash, L->total >= KSNAP_CHUNK);
+    kstream k = {src, P.data_off, &hash, s, bounce, 0, {0}};
     float *logits = (float *)(host + (size_t)L->n_tokens * 4);
     touched = true;
     st = stream_to(&k, host, false, L->kv_off, err);
-    for (uint32_t l = 0; l < L->n_layers && !st && L->n_pos; l++)
-        for (int v = 0; v < 2 && !st; v++)
-            st = stream_to(&k, kv_rows(s, l, v), true, L->row_bytes, err);
+    if (!st)
+        st = stream_kv(&k, L, err);
+    int lslot = -1; /* the staging slot that holds the logits, uploaded from there once all is verified */
+    if (!st && L->has_logits && !s->be->host_visible && s->be->stage) {
+        size_t cap = 0;
+        khash_wait(&hash, k.slot_chunk[k.slot]);
+        uint8_t *p = s->be->stage(s->ctx, k.slot, &cap, err);
+        if (!p)
+            st = err ? err->status : SHOAL_ERR_DEVICE;
+        else if (cap >= (size_t)L->vocab * 4)
+            logits = (float *)p, lslot = k.slot;
+    }
     if (!st && L->has_logits)
         st = stream_to(&k, logits, false, (uint64_t)L->vocab * 4, err);
     shoal_status synced = s->be->sync(s->ctx, st ? NULL : err);
+    khash_stop(&hash);
     if (st || (st = synced))
         goto done;
-    hash_meta(h, P.meta);
-    uint64_t digest = XXH3_64bits_digest(h);
+    hash_meta(hash.h, P.meta);
+    uint64_t digest = XXH3_64bits_digest(hash.h);
     if (!checksum_matches(digest, P.meta)) {
         st = checksum_error(path, digest, P.meta, err);
         goto done;
@@ -691,8 +840,11 @@ static shoal_status restore_src(shoal_session *ss, const ksrc *src, shoal_snapsh
             goto done;
         }
     }
-    if (L->has_logits) /* so that shoal_session_logits() reads what it read when saved */
-        s->be->upload(s->ctx, s->logits, logits, (size_t)L->vocab * 4);
+    size_t lb = (size_t)L->vocab * 4;
+    if (L->has_logits && lslot >= 0) /* so that shoal_session_logits() reads what it read when saved */
+        s->be->stage_upload(s->ctx, s->logits, lb, lslot, 0, lb, lb, 1);
+    else if (L->has_logits)
+        s->be->upload(s->ctx, s->logits, logits, lb);
     if ((st = s->be->sync(s->ctx, err)))
         goto done;
     touched = false; /* committed */
@@ -717,13 +869,14 @@ static shoal_status restore_src(shoal_session *ss, const ksrc *src, shoal_snapsh
                                                          P.sp.seed};
     }
 done:
+    khash_stop(&hash); /* before the memory it may still be reading changes */
     if (touched && keep) { /* refused after rows were overwritten: put the old ones back */
         swap_rows(s, saved, keep, true);
         if (s->be->sync(s->ctx, NULL))
             s->pos = 0; /* the device failed: what is left is not the old session */
     }
     lsample_free(fresh);
-    XXH3_freeState(h);
+    XXH3_freeState(hash.h);
     free(bounce);
     free(saved);
     free(host);
