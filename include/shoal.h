@@ -583,13 +583,15 @@ shoal_status shoal_session_restore(shoal_session *session, const char *path, sho
 /* WASI: args, environment, preopened directories (guest name and host path), the offsets that keep the
  * guest's monotonic and CPU-time clocks running on from where they were, and every open descriptor by
  * number: preopens, stdio, and files/directories by their path beneath a preopen with position, flags and
- * rights. SHOAL_ERR_UNSUPPORTED naming the descriptor when one cannot be carried (e.g. its file was
- * removed since it was opened). */
+ * rights. SHOAL_ERR_UNSUPPORTED naming the descriptor when one cannot be carried (its file was removed or
+ * replaced since it was opened, or it is not a regular file or directory). See docs/actors.md. */
 shoal_status shoal_wasi_state_save(shoal_wasi *wasi, uint8_t **out, size_t *len, shoal_error *err);
 /* A new WASI state from saved bytes. config supplies what belongs to the new process: stdio fds, and
  * preopens that re-bind saved guest directory names to other host directories (matched by guest_path;
- * the others keep their saved host path); config's argv/envp are ignored (the saved ones are the guest's).
- * Files are reopened by path and positioned; SHOAL_ERR_IO naming the file when one cannot be. */
+ * the others keep their saved host path; a name the state does not have is SHOAL_ERR_ARG); config's
+ * argv/envp are ignored (the saved ones are the guest's). Files are reopened by path (never created or
+ * truncated) and positioned; SHOAL_ERR_IO naming the file when one cannot be; SHOAL_ERR_FORMAT for
+ * corrupt or truncated bytes. Nothing is left open on failure. */
 shoal_status shoal_wasi_state_load(const shoal_wasi_config *config, const uint8_t *p, size_t len, shoal_wasi **out,
                                    shoal_error *err);
 
