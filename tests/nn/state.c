@@ -11,7 +11,7 @@
  *     result (tokens, logit hashes, output hashes, counters, handles, errors) must equal the reference's,
  *     and saving the loaded state again gives the same bytes.
  *   refusals: the model missing; another model (aidreams260K) under the saved name; a ctx that is not
- *     fresh; every truncation and every flipped byte of a small state (with the checksum left stale, and
+ *     fresh; registries with a missing preload and an embedder-added model (specs, re-binding); every truncation and every flipped byte of a small state (with the checksum left stale, and
  *     recomputed so that the field checks themselves are exercised): an error, never a crash or a leak, and
  *     the ctx left empty.
  */
@@ -350,6 +350,48 @@ static void test_model_refusals(void **unused) {
     shoal_nn_registry_free(reg);
 }
 
+/* Models of every kind in the registry: preloaded, preloaded from a missing file, added by the embedder. */
+static void test_registry_kinds(void **unused) {
+    (void)unused;
+    shoal_nn_registry *reg = registry_with("stories", stories);
+    shoal_model *extra = NULL;
+    shoal_model_options mo = {.n_threads = 1};
+    assert_int_equal(shoal_model_load(aidreams, &mo, &extra, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_registry_preload(reg, "gone:GGML:AUTO:/nonexistent/model.bin", 1, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_registry_add(reg, "extra", extra, NULL), SHOAL_OK);
+    actor a;
+    actor_start(&a, reg, NULL, 0);
+    int32_t h = call(&a, "llm_open", 1, 16);
+    assert_true(call(&a, "llm_prompt", 2, h, 0) > 0);
+    size_t len;
+    uint8_t *state = state_save(&a, &len);
+    actor_free(&a);
+
+    char **specs = NULL;
+    size_t n = 0;
+    assert_int_equal(shoal_nn_state_preloads(state, len, &specs, &n, NULL), SHOAL_OK);
+    assert_int_equal(n, 2); /* the embedder's model has no spec */
+    assert_non_null(strstr(specs[0], "stories:GGML:CPU:/"));
+    assert_string_equal(specs[1], "gone:GGML:AUTO:/nonexistent/model.bin");
+    free(specs);
+
+    /* the missing preload need not exist on load; the embedder's model must */
+    shoal_error err;
+    shoal_nn_registry *only = registry_with("stories", stories);
+    shoal_nn_ctx *c;
+    assert_int_equal(shoal_nn_ctx_new(only, &c, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_ctx_state_load(c, state, len, &err), SHOAL_ERR_ARG);
+    assert_non_null(strstr(err.message, "'extra'"));
+    assert_non_null(strstr(err.message, "--nn-preload extra:GGML:AUTO:PATH"));
+    assert_int_equal(shoal_nn_registry_add(only, "extra", extra, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_ctx_state_load(c, state, len, &err), SHOAL_OK);
+    shoal_nn_ctx_free(c);
+    shoal_nn_registry_free(only);
+    shoal_nn_registry_free(reg);
+    shoal_model_free(extra);
+    free(state);
+}
+
 static void put_checksum(uint8_t *p, size_t len) {
     uint64_t h = XXH3_64bits(p, len - 8);
     for (int i = 0; i < 8; i++)
@@ -492,6 +534,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_continuity),
         cmocka_unit_test(test_model_refusals),
+        cmocka_unit_test(test_registry_kinds),
         cmocka_unit_test(test_corrupt),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
