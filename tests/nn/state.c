@@ -7,10 +7,11 @@
  *     sampled token not decoded yet, a closed handle, compute_single mid-request, a finished compute, an
  *     untouched context). Another actor runs phase 1, its state is saved, actor, ctx and registry are freed,
  *     a new registry is built from the saved preload specs, a new ctx loads the state, a new instance runs
- *     phase 2. Every result (tokens, logit hashes, output hashes, counters, handles, errors) must equal the
- *     reference's, and saving the loaded state again gives the same bytes.
+ *     phase 2; and again in a new process (this program re-executed) that knows only the saved file. Every
+ *     result (tokens, logit hashes, output hashes, counters, handles, errors) must equal the reference's,
+ *     and saving the loaded state again gives the same bytes.
  *   refusals: the model missing; another model (aidreams260K) under the saved name; a ctx that is not
- *     fresh; every truncation and every flipped byte of a small state (with the checksum left stale, and
+ *     fresh; registries with a missing preload and an embedder-added model (specs, re-binding); every truncation and every flipped byte of a small state (with the checksum left stale, and
  *     recomputed so that the field checks themselves are exercised): an error, never a crash or a leak, and
  *     the ctx left empty.
  */
@@ -20,9 +21,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -212,6 +215,7 @@ static void test_continuity(void **unused) {
     phase1(&a, &split);
     assert_int_equal(split.n, n1);
     assert_memory_equal(split.log, ref.log, sizeof(int32_t) * (size_t)n1);
+    script after1 = split; /* what the guest's memory holds at the checkpoint (phase 2 changes t1, t3) */
     size_t len;
     uint8_t *state = state_save(&a, &len);
     uint64_t device_ns = shoal_nn_ctx_device_ns(a.nn);
@@ -250,8 +254,33 @@ static void test_continuity(void **unused) {
         if (split.log[i] != ref.log[i])
             fail_msg("result %d of phase 2 differs: %d after the resume, %d without stopping", i - n1, split.log[i],
                      ref.log[i]);
-    print_message("%d results of phase 1, %d of phase 2 identical; state %zu bytes\n", n1, ref.n - n1, len);
     shoal_nn_registry_free(reg1);
+
+    /* and in a real new process: this program again, with the state (and the guest's handles) in a file */
+    char in[] = "/tmp/shoal_nn_state_XXXXXX", out[] = "/tmp/shoal_nn_state_out_XXXXXX";
+    int fi = mkstemp(in), fo = mkstemp(out);
+    assert_true(fi >= 0 && fo >= 0);
+    assert_int_equal(write(fi, &after1, sizeof after1), (ssize_t)sizeof after1);
+    assert_int_equal(write(fi, state, len), (ssize_t)len);
+    close(fi);
+    close(fo);
+    char *argv[] = {"nn_state", "resume", in, out, NULL};
+    pid_t pid;
+    int ws;
+    assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ), 0);
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    script child;
+    FILE *f = fopen(out, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(&child, sizeof child, 1, f), 1);
+    fclose(f);
+    unlink(in);
+    unlink(out);
+    assert_int_equal(child.n, ref.n);
+    assert_memory_equal(child.log + n1, ref.log + n1, sizeof(int32_t) * (size_t)(ref.n - n1));
+    print_message("%d results of phase 1, %d of phase 2 identical (same process and a new one); state %zu bytes\n",
+                  n1, ref.n - n1, len);
     saved_state = state;
     saved_len = len;
 }
@@ -319,6 +348,48 @@ static void test_model_refusals(void **unused) {
     assert_int_equal(shoal_nn_ctx_state_load(a.nn, saved_state, saved_len, &err), SHOAL_ERR_ARG);
     actor_free(&a);
     shoal_nn_registry_free(reg);
+}
+
+/* Models of every kind in the registry: preloaded, preloaded from a missing file, added by the embedder. */
+static void test_registry_kinds(void **unused) {
+    (void)unused;
+    shoal_nn_registry *reg = registry_with("stories", stories);
+    shoal_model *extra = NULL;
+    shoal_model_options mo = {.n_threads = 1};
+    assert_int_equal(shoal_model_load(aidreams, &mo, &extra, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_registry_preload(reg, "gone:GGML:AUTO:/nonexistent/model.bin", 1, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_registry_add(reg, "extra", extra, NULL), SHOAL_OK);
+    actor a;
+    actor_start(&a, reg, NULL, 0);
+    int32_t h = call(&a, "llm_open", 1, 16);
+    assert_true(call(&a, "llm_prompt", 2, h, 0) > 0);
+    size_t len;
+    uint8_t *state = state_save(&a, &len);
+    actor_free(&a);
+
+    char **specs = NULL;
+    size_t n = 0;
+    assert_int_equal(shoal_nn_state_preloads(state, len, &specs, &n, NULL), SHOAL_OK);
+    assert_int_equal(n, 2); /* the embedder's model has no spec */
+    assert_non_null(strstr(specs[0], "stories:GGML:CPU:/"));
+    assert_string_equal(specs[1], "gone:GGML:AUTO:/nonexistent/model.bin");
+    free(specs);
+
+    /* the missing preload need not exist on load; the embedder's model must */
+    shoal_error err;
+    shoal_nn_registry *only = registry_with("stories", stories);
+    shoal_nn_ctx *c;
+    assert_int_equal(shoal_nn_ctx_new(only, &c, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_ctx_state_load(c, state, len, &err), SHOAL_ERR_ARG);
+    assert_non_null(strstr(err.message, "'extra'"));
+    assert_non_null(strstr(err.message, "--nn-preload extra:GGML:AUTO:PATH"));
+    assert_int_equal(shoal_nn_registry_add(only, "extra", extra, NULL), SHOAL_OK);
+    assert_int_equal(shoal_nn_ctx_state_load(c, state, len, &err), SHOAL_OK);
+    shoal_nn_ctx_free(c);
+    shoal_nn_registry_free(only);
+    shoal_nn_registry_free(reg);
+    shoal_model_free(extra);
+    free(state);
 }
 
 static void put_checksum(uint8_t *p, size_t len) {
@@ -397,7 +468,43 @@ static void test_corrupt(void **unused) {
     shoal_nn_registry_free(reg);
 }
 
-int main(void) {
+/* The child of test_continuity: `nn_state resume IN OUT`. IN holds the guest's handles and the state; the
+ * registry comes from the state's preload specs; phase 2's results go to OUT. */
+static int resume_child(const char *in, const char *out) {
+    FILE *f = fopen(in, "rb");
+    script s;
+    if (!f || fread(&s, sizeof s, 1, f) != 1)
+        return 2;
+    uint8_t *state = malloc(1 << 22);
+    size_t len = state ? fread(state, 1, 1 << 22, f) : 0;
+    fclose(f);
+    char **specs = NULL;
+    size_t n_specs = 0;
+    shoal_nn_registry *reg = NULL;
+    shoal_error err;
+    if (shoal_nn_state_preloads(state, len, &specs, &n_specs, &err) || shoal_nn_registry_new(&reg, &err)) {
+        fprintf(stderr, "resume: %s\n", err.message);
+        return 3;
+    }
+    for (size_t i = 0; i < n_specs; i++)
+        if (shoal_nn_registry_preload(reg, specs[i], 1, &err)) {
+            fprintf(stderr, "resume: %s\n", err.message);
+            return 3;
+        }
+    free(specs);
+    actor a;
+    actor_start(&a, reg, state, len);
+    phase2(&a, &s);
+    actor_free(&a);
+    shoal_nn_registry_free(reg);
+    free(state);
+    f = fopen(out, "wb");
+    if (!f || fwrite(&s, sizeof s, 1, f) != 1)
+        return 4;
+    return fclose(f) ? 4 : 0;
+}
+
+int main(int argc, char **argv) {
     const char *models = getenv("SHOAL_MODELS"), *guests = getenv("SHOAL_GUEST_DIR");
     if (!models || !guests) {
         fprintf(stderr, "SKIP: SHOAL_MODELS / SHOAL_GUEST_DIR not set\n");
@@ -419,9 +526,15 @@ int main(void) {
         fprintf(stderr, "%s: %s\n", guest_path, err.message);
         return 1;
     }
+    if (argc == 4 && !strcmp(argv[1], "resume")) {
+        int rc = resume_child(argv[2], argv[3]);
+        shoal_module_free(module);
+        return rc;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_continuity),
         cmocka_unit_test(test_model_refusals),
+        cmocka_unit_test(test_registry_kinds),
         cmocka_unit_test(test_corrupt),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
