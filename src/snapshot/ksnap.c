@@ -654,6 +654,22 @@ typedef struct kstream {
     uint64_t slot_chunk[LBACKEND_STAGES]; /* chunks pushed up to and including the slot's last one */
 } kstream;
 
+/* Reads the n bytes at k->off into buf, handing them to the hash in pieces as they arrive, so that the
+ * hash of a chunk overlaps the reading of the rest of it: pushed whole, a 2 MiB chunk's hash (~0.12 ms)
+ * started only once it was read, and was most of what a short restore waited for at its end. */
+#define KHASH_PIECE (256u << 10)
+
+static shoal_status read_hashed(kstream *k, uint8_t *buf, size_t n, shoal_error *err) {
+    for (size_t o = 0; o < n; o += KHASH_PIECE) {
+        size_t m = n - o < KHASH_PIECE ? n - o : KHASH_PIECE;
+        shoal_status st = src_read(k->src, k->off + o, buf + o, m, err);
+        if (st)
+            return st;
+        khash_push(k->hash, buf + o, m);
+    }
+    return SHOAL_OK;
+}
+
 /* The next n bytes of the file to dst: backend memory when dev, host memory otherwise. */
 static shoal_status stream_to(kstream *k, void *dst, bool dev, uint64_t n, shoal_error *err) {
     lbackend *be = k->s->be;
@@ -672,10 +688,9 @@ static shoal_status stream_to(kstream *k, void *dst, bool dev, uint64_t n, shoal
             khash_wait(k->hash, k->hash->pushed);
             buf = k->bounce;
         }
-        shoal_status st = src_read(k->src, k->off, buf, c, err);
+        shoal_status st = read_hashed(k, buf, c, err);
         if (st)
             return st;
-        khash_push(k->hash, buf, c);
         if (staged && be->stage) {
             be->stage_upload(k->s->ctx, d, c, k->slot, 0, c, c, 1);
             k->slot_chunk[k->slot] = k->hash->pushed;
@@ -715,10 +730,9 @@ static shoal_status stream_kv(kstream *k, const layout *L, shoal_error *err) {
                 break; /* one layer is more than a slot */
             uint32_t g = per < L->n_layers - l ? (uint32_t)per : L->n_layers - l;
             size_t n = (size_t)(2 * L->row_bytes * g), rb = (size_t)L->row_bytes, lb = lkv_layer_bytes(&s->kv);
-            shoal_status st = src_read(k->src, k->off, buf, n, err);
+            shoal_status st = read_hashed(k, buf, n, err);
             if (st)
                 return st;
-            khash_push(k->hash, buf, n);
             be->stage_upload(s->ctx, kv_rows(s, l, false), lb, k->slot, 0, 2 * rb, rb, g);
             be->stage_upload(s->ctx, kv_rows(s, l, true), lb, k->slot, rb, 2 * rb, rb, g);
             k->slot_chunk[k->slot] = k->hash->pushed;
