@@ -587,27 +587,36 @@ shoal_status shoal_session_restore(shoal_session *session, const char *path, sho
 /* WASI: args, environment, preopened directories (guest name and host path), the offsets that keep the
  * guest's monotonic and CPU-time clocks running on from where they were, and every open descriptor by
  * number: preopens, stdio, and files/directories by their path beneath a preopen with position, flags and
- * rights. SHOAL_ERR_UNSUPPORTED naming the descriptor when one cannot be carried (e.g. its file was
- * removed since it was opened). */
+ * rights. SHOAL_ERR_UNSUPPORTED naming the descriptor when one cannot be carried (its file was removed or
+ * replaced since it was opened, or it is not a regular file or directory). See docs/actors.md. */
 shoal_status shoal_wasi_state_save(shoal_wasi *wasi, uint8_t **out, size_t *len, shoal_error *err);
 /* A new WASI state from saved bytes. config supplies what belongs to the new process: stdio fds, and
  * preopens that re-bind saved guest directory names to other host directories (matched by guest_path;
- * the others keep their saved host path); config's argv/envp are ignored (the saved ones are the guest's).
- * Files are reopened by path and positioned; SHOAL_ERR_IO naming the file when one cannot be. */
+ * the others keep their saved host path; a name the state does not have is SHOAL_ERR_ARG); config's
+ * argv/envp are ignored (the saved ones are the guest's). Files are reopened by path (never created or
+ * truncated) and positioned; SHOAL_ERR_IO naming the file when one cannot be; SHOAL_ERR_FORMAT for
+ * corrupt or truncated bytes. Nothing is left open on failure. */
 shoal_status shoal_wasi_state_load(const shoal_wasi_config *config, const uint8_t *p, size_t len, shoal_wasi **out,
                                    shoal_error *err);
 
-/* Inference: every shoal_llm session and wasi_ephemeral_nn graph and execution context of the guest, with
- * KV cache, token history, sampler parameters and generator state, logits and counters; models by the
- * name the guest used, with their identity (shoal info's sha256) and the preload spec they came from. */
+/* Inference: every shoal_llm session (by handle) and wasi_ephemeral_nn graph and execution context (by id)
+ * of the guest, with the KV rows of the filled positions (host bytes in the session's KV dtype), token
+ * history, sampler parameters and generator state, logits not sampled yet, counters, the device time so far
+ * and the last error message; and every model of the registry by name, with its identity (shoal info's
+ * sha256; the first save of a model hashes its weights once) and the preload spec it came from. The bytes
+ * end with an XXH3-64 checksum of the rest; their format is documented in src/nn/nstate.c. */
 shoal_status shoal_nn_ctx_state_save(shoal_nn_ctx *ctx, uint8_t **out, size_t *len, shoal_error *err);
-/* Fills ctx (fresh: no graphs, contexts or sessions yet) from saved bytes. Every model the bytes name must
- * be in ctx's registry under that name with the same identity: else SHOAL_ERR_ARG saying which name, both
- * identities, and how to re-bind (--nn-preload NAME:GGML:AUTO:PATH). Sessions may land on another device
- * than they were saved from (CPU <-> CUDA): KV rows are device-independent. */
+/* Fills ctx (fresh: no graphs, contexts or sessions yet, else SHOAL_ERR_ARG) from saved bytes. Every model the
+ * bytes name (each registry entry whose file existed at save) must be in ctx's registry under that name with
+ * the same identity: else SHOAL_ERR_ARG saying which name, both identities, and how to re-bind
+ * (--nn-preload with the saved spec). Corrupt or truncated bytes: SHOAL_ERR_FORMAT. Whatever fails, ctx is
+ * left as it was (nothing half-built). Sessions may land on another device than they were saved from
+ * (CPU <-> CUDA): KV rows go through the session API as host bytes (same KV dtype: F32 by default on both). */
 shoal_status shoal_nn_ctx_state_load(shoal_nn_ctx *ctx, const uint8_t *p, size_t len, shoal_error *err);
-/* The preload specs (NAME:ENCODING:TARGET:PATH) recorded in saved inference bytes, so that a resume can
- * preload the same models by default; *specs is one malloc'd array of n strings (free(*specs) frees all). */
+/* The preload specs NAME:ENCODING:TARGET:PATH (PATH made absolute when the file existed at preload) recorded
+ * in saved inference bytes, so that a resume can preload the same models by default; models the embedder
+ * added with shoal_nn_registry_add have no spec and are not listed. *specs is one malloc'd array of n
+ * strings (free(*specs) frees all). SHOAL_ERR_FORMAT for corrupt bytes. */
 shoal_status shoal_nn_state_preloads(const uint8_t *p, size_t len, char ***specs, size_t *n, shoal_error *err);
 
 /* The whole actor. Guests import `shoal_actor`:

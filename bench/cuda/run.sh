@@ -2,8 +2,10 @@
 # The GPU runs that belong together, for the device machine (after bench/cuda/prepare.sh here):
 #   zero-copy benchmark and tensor ops in every CUDA memory mode; a random Llama-3.2-1B-shaped model;
 #   logits against PyTorch (BF16 and F32); greedy CPU vs CUDA on the trained models; decode/prefill speed
-#   (BF16, Q8_0, Q4_0) with bandwidth fractions; PyTorch as the peer.
-# Usage: bash bench/cuda/run.sh [stages...]   stages: zc model check greedy speed peer (default: all)
+#   (BF16, Q8_0, Q4_0) with bandwidth fractions; PyTorch as the peer; KV snapshot save/restore against
+#   re-prefill with the transfer bound (snap); sessions moved CPU <-> CUDA through a snapshot (migrate).
+# Usage: bash bench/cuda/run.sh [stages...]
+#   stages: zc model check greedy speed peer snap migrate (default: all); snap, check and migrate need model.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 C=${SHOAL_CARRY:-$(pwd)/.devcarry} # run from the repository root, where the device tool starts
@@ -11,7 +13,7 @@ export LD_LIBRARY_PATH=$C/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 S=$C/shoal
 M=${MODEL_DIR:-/tmp/shoal-m1b}
-stages=${*:-zc model check greedy speed peer}
+stages=${*:-zc model check greedy speed peer snap migrate}
 has() { [[ " $stages " == *" $1 "* ]]; }
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
 t0=$(date +%s)
@@ -31,7 +33,7 @@ if has model; then
   stamp "random Llama-3.2-1B-shaped model (PyTorch)"
   [ -f $M/model.safetensors ] || python3 $HERE/make_model.py $M || exit 1
   [ -f $C/llama3-tokenizer.json ] && cp $C/llama3-tokenizer.json $M/tokenizer.json
-  for t in f32 q8_0 q4_0; do
+  for t in ${CONVERT_TYPES:-f32 q8_0 q4_0}; do
     [ -f $M-$t.gguf ] || $S convert $M $M-$t.gguf --type $t >/dev/null || echo "convert $t failed"
   done
   ls -la $M $M-*.gguf
@@ -100,6 +102,32 @@ for k, a in sorted(agg.items(), key=lambda kv: -kv[1]["gpu__time_duration.sum"])
 print(f"sum of kernel time: {tot/1e3:.1f} us over {sum(cnt.values())} kernels")
 PY
   fi
+fi
+
+if has snap; then
+  stamp "KV snapshots: save, restore (page cache, cold), re-prefill, transfer bound (bench_snap)"
+  SD=${SNAP_DIR:-/tmp}
+  $C/bench_snap $C/models/stories260K/stories260K.bin --device cuda --reps ${SNAP_REPS:-3} --dir $SD 24 256 512
+  [ -f $M-r110m.gguf ] || $S convert --random-shape 110m $M-r110m.gguf --type f16 \
+    --tokenizer $C/llama2-tokenizer.bin >/dev/null
+  $C/bench_snap $M-r110m.gguf --device cuda --reps ${SNAP_REPS:-3} --dir $SD 24 256 1024
+  for kv in f32 f16; do
+    $C/bench_snap $M --device cuda --kv $kv --reps ${SNAP_REPS:-3} --dir $SD 24 256 1024 4096
+  done
+fi
+
+if has migrate; then
+  stamp "migration: sessions saved on one device and continued on the other (snap_migrate)"
+  SHOAL_TEST_DEVICES="cpu cuda" SHOAL_MODELS=$C/models bash $HERE/migrate.sh $C/snap_migrate
+  T=$(nproc)
+  [ "${MIGRATE_1B:-1}" = 1 ] && for pair in "cpu cuda" "cuda cpu"; do
+    # shellcheck disable=SC2086
+    $C/snap_migrate $M-f32.gguf $pair --kv f32 --threads $T --prompt 16 --before 16 --after 32 --exact
+    for kv in f32 f16; do
+      # shellcheck disable=SC2086
+      $C/snap_migrate $M $pair --kv $kv --threads $T --prompt 16 --before 16 --after 32
+    done
+  done
 fi
 
 if has peer; then

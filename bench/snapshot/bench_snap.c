@@ -7,8 +7,10 @@
  * tokens is saved (best of R; includes the fsyncs of a crash-safe write), then restored into another
  * session from the page cache and cold (posix_fadvise DONTNEED on the file before each), and the same n
  * tokens are re-prefilled from an empty session. The transfer bound is the file's bytes over the slower of
- * two bandwidths measured in this run on a 64 MiB buffer: reading a file (warm from the page cache, or
- * cold) and the backend's host-to-device upload (memcpy on the CPU). One markdown row per n on stdout.
+ * two bandwidths measured in this run on 64 MiB: reading a file (warm from the page cache, or cold; the
+ * faster of one read() call and 1 MiB calls) and the backend's host-to-device copy (memcpy on the CPU,
+ * pinned staging slots on CUDA). Beside it, the time to read the snapshot file alone, open to close: the
+ * floor for small files, where fixed costs dominate. One markdown row per n on stdout.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -35,31 +37,44 @@ static void drop_cache(const char *path) {
     }
 }
 
-/* Bytes per second reading path (whole, in one buffer), best of reps; cold drops the cache first. */
-static double read_bw(const char *path, size_t n, bool cold, int reps) {
-    uint8_t *buf = malloc(n);
-    double best = 1e30;
-    for (int r = 0; r < reps && buf; r++) {
-        if (cold)
-            drop_cache(path);
-        int fd = open(path, O_RDONLY);
-        double t = now();
-        size_t got = 0;
-        ssize_t k;
-        while (got < n && (k = read(fd, buf + got, n - got)) > 0)
-            got += (size_t)k;
-        t = now() - t;
+/* Reads n bytes of path into buf, in one read() call (chunk 0) or in chunks of `chunk` bytes. */
+static void read_into(const char *path, uint8_t *buf, size_t n, size_t chunk) {
+    int fd = open(path, O_RDONLY);
+    size_t got = 0;
+    ssize_t k;
+    while (fd >= 0 && got < n && (k = read(fd, buf + got, chunk && n - got > chunk ? chunk : n - got)) > 0)
+        got += (size_t)k;
+    if (fd >= 0)
         close(fd);
-        if (t < best)
-            best = t;
-    }
-    free(buf);
-    return n / best;
 }
 
-/* Host-to-device bytes per second through the session's backend (into its own KV cache). */
+/* Seconds to read path (whole, into a buffer already faulted in), best of reps; cold drops the cache
+ * first. Two ways, the faster counts: one read() call, and 1 MiB read() calls (what a restore does). */
+static double read_time(const char *path, size_t n, bool cold, int reps) {
+    uint8_t *buf = malloc(n ? n : 1);
+    double best = 1e30;
+    if (!buf)
+        return best;
+    memset(buf, 0, n);
+    for (int way = 0; way < 2; way++)
+        for (int r = 0; r < reps; r++) {
+            if (cold)
+                drop_cache(path);
+            double t = now();
+            read_into(path, buf, n, way ? (1u << 20) : 0);
+            t = now() - t;
+            if (t < best)
+                best = t;
+        }
+    free(buf);
+    return best;
+}
+
+/* Host-to-device bytes per second through the session's backend (into its own KV cache), by the fastest
+ * path it offers: the pinned staging slots where there are (what a restore uses), else upload(). */
 static double upload_bw(shoal_session *ss, int reps) {
     lsession *s = ss->s;
+    lbackend *be = s->be;
     size_t kvb = (size_t)lsession_kv_bytes(s) / 2, chunk = kvb < (64u << 20) ? kvb : (64u << 20);
     size_t total = 64u << 20;
     uint8_t *host = malloc(chunk);
@@ -67,17 +82,69 @@ static double upload_bw(shoal_session *ss, int reps) {
         return 0;
     memset(host, 1, chunk);
     double best = 1e30;
+    size_t moved = 0;
     for (int r = 0; r < reps; r++) {
         double t = now();
-        for (size_t done = 0; done < total; done += chunk)
-            s->be->upload(s->ctx, s->kv.k, host, chunk);
-        s->be->sync(s->ctx, NULL);
+        moved = 0;
+        if (be->stage) {
+            /* Slots of cap bytes, round robin, cycling through the K cache. */
+            int slot = 0;
+            size_t cap = 0, off = 0;
+            while (moved < total) {
+                uint8_t *p = be->stage(s->ctx, slot, &cap, NULL);
+                if (!p)
+                    return 0;
+                size_t c = cap < chunk ? cap : chunk;
+                if (off + c > chunk)
+                    off = 0;
+                be->stage_upload(s->ctx, (uint8_t *)s->kv.k + off, c, slot, 0, c, c, 1);
+                off += c;
+                moved += c;
+                slot = (slot + 1) % LBACKEND_STAGES;
+            }
+        } else {
+            for (; moved < total; moved += chunk)
+                be->upload(s->ctx, s->kv.k, host, chunk);
+        }
+        be->sync(s->ctx, NULL);
         t = now() - t;
         if (t < best)
             best = t;
     }
     free(host);
-    return (double)((total + chunk - 1) / chunk * chunk) / best;
+    return (double)moved / best;
+}
+
+/* s holds n positions whose last step gave `want` (decoding token 5 at n - 1). A copy of the snapshot at
+ * path with a flipped bit near its end must be refused, and s must then give the same logits again. */
+static bool refused_intact(shoal_session *s, const char *path, uint32_t vocab, uint32_t n, const float *want) {
+    char bad[1100];
+    snprintf(bad, sizeof bad, "%s.bad", path);
+    FILE *f = fopen(path, "rb"), *g = fopen(bad, "wb");
+    bool ok = f && g;
+    int c;
+    long at = 0, size = 0;
+    if (ok) {
+        fseek(f, 0, SEEK_END);
+        size = ftell(f);
+        rewind(f);
+    }
+    long flip = size - (long)vocab * 4 - 5; /* the logits are last; just before them, the last V */
+    while (ok && (c = fgetc(f)) != EOF)
+        fputc(at++ == flip ? c ^ 0x20 : c, g);
+    if (f)
+        fclose(f);
+    if (g)
+        fclose(g);
+    shoal_error err = {0};
+    ok = ok && shoal_session_restore(s, bad, NULL, &err) == SHOAL_ERR_FORMAT && strstr(err.message, "checksum") &&
+         shoal_session_position(s) == n;
+    unlink(bad);
+    float *got = malloc((size_t)vocab * 4);
+    ok = ok && got && !shoal_session_truncate(s, n - 1, NULL) && !shoal_session_decode(s, 5, got, NULL) &&
+         !memcmp(got, want, (size_t)vocab * 4);
+    free(got);
+    return ok;
 }
 
 int main(int argc, char **argv) {
@@ -120,6 +187,10 @@ int main(int argc, char **argv) {
     shoal_model *m = NULL;
     if (shoal_model_load(model_path, &mo, &m, &err)) {
         fprintf(stderr, "bench_snap: %s\n", err.message);
+        if (err.status == SHOAL_ERR_DEVICE || err.status == SHOAL_ERR_NOTFOUND) {
+            printf("SKIP: backend %s is not available here\n", device);
+            return 77;
+        }
         return 1;
     }
     shoal_model_info info;
@@ -141,17 +212,17 @@ int main(int argc, char **argv) {
         fclose(f);
         free(b);
     }
-    double rd_warm = read_bw(scratch, bwn, false, reps), rd_cold = read_bw(scratch, bwn, true, reps);
+    double rd_warm = bwn / read_time(scratch, bwn, false, reps), rd_cold = bwn / read_time(scratch, bwn, true, reps);
     unlink(scratch);
     printf("model %s (%s), backend %s, KV %s, best of %d; file read %.2f GB/s warm, %.2f GB/s cold\n\n", info.name,
            info.weight_type, info.backend, kv == SHOAL_KV_F16 ? "f16" : "f32", reps, rd_warm / 1e9, rd_cold / 1e9);
     printf("| ctx | file | save | restore (cache) | restore (cold) | re-prefill | prefill / restore | "
-           "h2d GB/s | bound (cache) | bound (cold) | restore / bound (cache, cold) |\n");
-    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "h2d GB/s | bound (cache) | bound (cold) | restore / bound (cache, cold) | file read alone (cache, cold) |\n");
+    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (uint32_t c = 0; c < n_ctxs; c++) {
         uint32_t n = ctxs[c];
         if (n == 0 || n > info.seq_len || n > 4096) {
-            printf("| %u | (the model's context is %u) | | | | | | | | | |\n", n, info.seq_len);
+            printf("| %u | (the model's context is %u) | | | | | | | | | | |\n", n, info.seq_len);
             continue;
         }
         shoal_session_options so = {n, kv, 0};
@@ -209,18 +280,27 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_snap: the restored session differs from the saved one\n");
             return 1;
         }
+        /* A refused restore (a flipped bit in the last KV tensor, found at the end) over a session holding
+         * all n positions leaves it as it was: the same next logits as before. */
+        if (!refused_intact(b, path, info.vocab_size, n, lb)) {
+            fprintf(stderr, "bench_snap: a refused restore changed the session\n");
+            return 1;
+        }
         free(la);
         free(lb);
         FILE *f = fopen(path, "rb");
         fseek(f, 0, SEEK_END);
         double bytes = (double)ftell(f);
         fclose(f);
+        /* The floor a restore of this very file can reach: reading it, nothing else (open to close). */
+        double f_warm = read_time(path, (size_t)bytes, false, reps), f_cold = read_time(path, (size_t)bytes, true, reps);
         double h2d = upload_bw(b, reps);
         double bound_warm = bytes / (rd_warm < h2d ? rd_warm : h2d), bound_cold = bytes / (rd_cold < h2d ? rd_cold : h2d);
         printf("| %u | %.2f MiB | %.2f ms | %.3f ms | %.3f ms | %.2f ms | %.1fx | %.1f | %.3f ms | %.3f ms | %.2fx, "
-               "%.2fx |\n",
+               "%.2fx | %.3f ms, %.3f ms |\n",
                n, bytes / 1048576.0, t_save * 1e3, t_warm * 1e3, t_cold * 1e3, t_prefill * 1e3, t_prefill / t_warm,
-               h2d / 1e9, bound_warm * 1e3, bound_cold * 1e3, t_warm / bound_warm, t_cold / bound_cold);
+               h2d / 1e9, bound_warm * 1e3, bound_cold * 1e3, t_warm / bound_warm, t_cold / bound_cold, f_warm * 1e3,
+               f_cold * 1e3);
         fflush(stdout);
         unlink(path);
         free(ids);

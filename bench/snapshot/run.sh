@@ -29,7 +29,7 @@ M=$HERE/models
 mkdir -p "$M"
 echo "## $(date -u '+%Y-%m-%d %H:%M') UTC, $(git -C "$ROOT" rev-parse --short HEAD), $DEVICE, $THREADS threads, $(nproc) cores"
 echo
-"$B" "$MODELS_IN/stories260K/stories260K.bin" --device "$DEVICE" --threads "$THREADS" --reps "$REPS" 24 256 512
+"$B" "$MODELS_IN/stories260K/stories260K.bin" --device "$DEVICE" --threads "$THREADS" --reps "$REPS" 24 256 512 || exit $?
 [ "$QUICK" = 1 ] && exit 0
 if [ ! -s "$M/r110m-f16.gguf" ]; then
     "$SHOAL" convert --random-shape 110m "$M/r110m-f16.gguf" --type f16 \

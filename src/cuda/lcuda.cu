@@ -100,6 +100,10 @@ struct lbackend_ctx {
     uint64_t n_graph, n_eager, n_mismatch; /* decode steps by how they ran (SHOAL_CUDA_STATS=1 prints them) */
     OpRec *log; /* ops of a step that may replay the graph */
     size_t nlog, caplog;
+    /* snapshot restore: pinned staging slots, each with the event of the last upload from it */
+    void *stage[LBACKEND_STAGES];
+    cudaEvent_t stage_done[LBACKEND_STAGES];
+    bool stage_busy[LBACKEND_STAGES];
 };
 
 namespace {
@@ -750,6 +754,46 @@ void cu_download(lbackend_ctx *c, void *dst, const void *src, size_t n) {
     note(c, cudaStreamSynchronize(c->stream), "download");
 }
 
+/* 2 MiB slots: big enough that a copy runs at full PCIe speed, small enough that the bytes just read are
+ * still in the CPU's cache when they are hashed. */
+const size_t STAGE_BYTES = 2u << 20;
+
+void *cu_stage(lbackend_ctx *c, int i, size_t *cap, shoal_error *err) {
+    if (i < 0 || i >= LBACKEND_STAGES) {
+        shoal_error_set(err, SHOAL_ERR_ARG, "cuda: no staging slot %d", i);
+        return NULL;
+    }
+    if (!c->stage[i]) {
+        cudaError_t e = cudaMallocHost(&c->stage[i], STAGE_BYTES);
+        if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->stage_done[i], cudaEventDisableTiming);
+        if (e != cudaSuccess) {
+            shoal_error_set(err, SHOAL_ERR_NOMEM, "cuda: cannot allocate pinned staging memory: %s", cudaGetErrorString(e));
+            return NULL;
+        }
+    } else if (c->stage_busy[i]) {
+        cudaError_t e = cudaEventSynchronize(c->stage_done[i]);
+        if (e != cudaSuccess) {
+            shoal_error_set(err, SHOAL_ERR_DEVICE, "cuda: staged upload: %s", cudaGetErrorString(e));
+            return NULL;
+        }
+    }
+    c->stage_busy[i] = false;
+    *cap = STAGE_BYTES;
+    return c->stage[i];
+}
+
+void cu_stage_upload(lbackend_ctx *c, void *dst, size_t dpitch, int i, size_t off, size_t spitch, size_t width,
+                     size_t rows) {
+    const char *src = (const char *)c->stage[i] + off;
+    if (rows == 1)
+        note(c, cudaMemcpyAsync(dst, src, width, cudaMemcpyHostToDevice, c->stream), "staged upload");
+    else
+        note(c, cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, rows, cudaMemcpyHostToDevice, c->stream),
+             "staged upload");
+    note(c, cudaEventRecord(c->stage_done[i], c->stream), "staged upload");
+    c->stage_busy[i] = true;
+}
+
 /* --- model upload ------------------------------------------------------------------------------------------ */
 
 size_t dev_bytes(const lmodel_tensor *t) {
@@ -919,6 +963,10 @@ void cu_ctx_free(lbackend_ctx *c) {
     if (c->blas) c->cb->destroy(c->blas);
     cudaFree(c->pos_dev);
     cudaFreeHost(c->pos_pinned);
+    for (int i = 0; i < LBACKEND_STAGES; i++) {
+        if (c->stage[i]) cudaFreeHost(c->stage[i]);
+        if (c->stage_done[i]) cudaEventDestroy(c->stage_done[i]);
+    }
     cudaFree(c->att_part);
     cudaFree(c->conv);
     cudaFree(c->deq);
@@ -1445,6 +1493,8 @@ extern "C" shoal_status lcuda_create(const lbackend_opts *opts, lbackend **out, 
     be->free = cu_free;
     be->upload = cu_upload;
     be->download = cu_download;
+    be->stage = cu_stage;
+    be->stage_upload = cu_stage_upload;
     be->get_rows = cu_get_rows;
     be->rmsnorm = cu_rmsnorm;
     be->matmul = cu_matmul;

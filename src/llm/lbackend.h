@@ -21,6 +21,8 @@
 
 typedef struct lbackend_ctx lbackend_ctx; /* defined by each backend */
 
+#define LBACKEND_STAGES 4 /* staging slots of a ctx (stage / stage_upload) */
+
 /* A session's KV cache, in backend memory: K and V each laid out [layer][position][kv_dim], so the filled
  * positions [0, n) of one layer are one contiguous block (what a snapshot writes). */
 typedef struct lkv_cache {
@@ -55,6 +57,15 @@ struct lbackend {
     void (*free)(lbackend *be, void *p);
     void (*upload)(lbackend_ctx *ctx, void *dst, const void *src, size_t n);
     void (*download)(lbackend_ctx *ctx, void *dst, const void *src, size_t n);
+    /* Optional (NULL on host-visible backends): streaming uploads through pinned host memory, for
+     * snapshot restore. stage(ctx, i, &cap) returns staging slot i (i < LBACKEND_STAGES), cap bytes of host
+     * memory, once the last upload from it has finished (allocating it on first use; NULL and err set when
+     * that fails). stage_upload copies `rows` rows of `width` bytes, the first at byte `off` of slot i and
+     * the next ones every `spitch` bytes, to dst, dst + dpitch, ... asynchronously, in order with the other
+     * ops on ctx, so filling the next slot overlaps the copy. Slots live until ctx_free. */
+    void *(*stage)(lbackend_ctx *ctx, int slot, size_t *cap, shoal_error *err);
+    void (*stage_upload)(lbackend_ctx *ctx, void *dst, size_t dpitch, int slot, size_t off, size_t spitch,
+                         size_t width, size_t rows);
 
     /* Ops. `ids`, `x`, `out`... are backend pointers. */
     /* out[i] = row ids[i] of t, as f32 (t: [vocab][dim], any dtype). ids are checked by the caller. */

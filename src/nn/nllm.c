@@ -7,12 +7,11 @@
  * Every function returns an i32: >= 0 on success, a negative SHOAL_LLM_E* code on failure (the message is
  * kept for shoal_llm.last_error). Every pointer and length is checked against the guest's memory.
  *
- * Snapshots (the snapshot issue) add `save(h, ...)` and `restore(h, ...)` here, next to `rewind`, on
- * ksnap_save_at / ksnap_restore_fd (src/snapshot/ksnap.h): a session is fully described by its model,
- * g->n_ctx, the tokens g->kv[0 .. position) (the snapshot's "tokens") with their KV rows, the sampler's
- * parameters (g->sp) and the counters. After a restore, g->kv must receive the restored tokens and
- * g->have_logits stay false (the logits are not part of a snapshot). Nothing else of a session lives
- * outside struct ngen.
+ * Snapshots: `save` and `restore` (nsnap.c) put one session in a file inside the guest's directories;
+ * actor state (nstate.c) carries every session of the guest to another process. A session is fully
+ * described by its model, g->n_ctx, the tokens g->kv[0 .. position) with their KV rows, the sampler (g->sp
+ * and its generator state), g->logits while g->have_logits, and the counters. Nothing else of a session
+ * lives outside struct ngen; a field added there must be carried by both.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -45,6 +45,7 @@ void shoal_nn_registry_free(shoal_nn_registry *reg) {
             shoal_model_free(reg->models[i].model);
         free(reg->models[i].name);
         free(reg->models[i].path);
+        free(reg->models[i].spec);
     }
     free(reg->models);
     free(reg);
@@ -62,9 +63,9 @@ shoal_model *shoal_nn_registry_find(const shoal_nn_registry *reg, const char *na
     return m ? m->model : NULL;
 }
 
-/* Appends an entry; takes name and path (malloc'd) in every case. */
-static shoal_status registry_push(shoal_nn_registry *reg, char *name, char *path, shoal_model *model, bool owned,
-                                  shoal_error *err) {
+/* Appends an entry; takes name, path and spec (malloc'd) in every case. */
+static shoal_status registry_push(shoal_nn_registry *reg, char *name, char *path, char *spec, shoal_model *model,
+                                  bool owned, shoal_error *err) {
     if (nmodels_lookup(reg, name, strlen(name))) {
         shoal_error_set(err, SHOAL_ERR_ARG, "a model named '%s' is already registered", name);
         goto fail;
@@ -83,6 +84,7 @@ static shoal_status registry_push(shoal_nn_registry *reg, char *name, char *path
     memset(m, 0, sizeof *m);
     m->name = name;
     m->path = path;
+    m->spec = spec;
     m->model = model;
     m->owned = owned;
     if (model)
@@ -93,19 +95,21 @@ fail:
         shoal_model_free(model);
     free(name);
     free(path);
+    free(spec);
     return err ? err->status : SHOAL_ERR_ARG;
 }
 
 shoal_status shoal_nn_registry_add(shoal_nn_registry *reg, const char *name, shoal_model *model, shoal_error *err) {
     if (!reg || !name || !*name || !model)
         return shoal_error_set(err, SHOAL_ERR_ARG, "shoal_nn_registry_add: NULL or empty argument");
-    char *n = strdup(name), *p = strdup("");
-    if (!n || !p) {
+    char *n = strdup(name), *p = strdup(""), *sp = strdup("");
+    if (!n || !p || !sp) {
         free(n);
         free(p);
+        free(sp);
         return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory");
     }
-    return registry_push(reg, n, p, model, false, err);
+    return registry_push(reg, n, p, sp, model, false, err);
 }
 
 shoal_status shoal_nn_registry_preload(shoal_nn_registry *reg, const char *spec, uint32_t n_threads,
@@ -129,14 +133,22 @@ shoal_status shoal_nn_registry_preload(shoal_nn_registry *reg, const char *spec,
     else
         return shoal_error_set(err, SHOAL_ERR_ARG, "--nn-preload '%s': target must be AUTO, CPU or GPU", spec);
     char *name = strndup(spec, (size_t)(c1 - spec)), *path = strdup(c3 + 1);
-    if (!name || !path) {
+    /* The spec as actor state records it: a resume may run in another directory, so the path is made
+     * absolute when it exists; the target stays what was asked (AUTO resolves again where it resumes). */
+    char *abs = realpath(c3 + 1, NULL), *rec = NULL;
+    static const char *const targets[] = {"CPU", "GPU", "", "AUTO"};
+    if (name && asprintf(&rec, "%s:GGML:%s:%s", name, targets[target], abs ? abs : c3 + 1) < 0)
+        rec = NULL;
+    free(abs);
+    if (!name || !path || !rec) {
         free(name);
         free(path);
+        free(rec);
         return shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory");
     }
     struct stat sb;
     if (stat(path, &sb) != 0) /* registered as missing: guests get ModelNotFound (103) */
-        return registry_push(reg, name, path, NULL, true, err);
+        return registry_push(reg, name, path, rec, NULL, true, err);
     shoal_model_options mo = {.n_threads = n_threads, .backend = target == 0 ? "cpu" : "cuda"};
     shoal_model *model = NULL;
     shoal_status st = shoal_model_load(path, &mo, &model, err);
@@ -147,9 +159,10 @@ shoal_status shoal_nn_registry_preload(shoal_nn_registry *reg, const char *spec,
     if (st != SHOAL_OK) {
         free(name);
         free(path);
+        free(rec);
         return st;
     }
-    return registry_push(reg, name, path, model, true, err);
+    return registry_push(reg, name, path, rec, model, true, err);
 }
 
 /* ---- per-guest state ----------------------------------------------------------------------------- */

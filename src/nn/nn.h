@@ -20,6 +20,8 @@
 
 typedef struct nmodel {
     char *name, *path;
+    char *spec;         /* the preload spec NAME:GGML:TARGET:PATH (PATH absolute when it existed); "" for
+                           shoal_nn_registry_add models. Actor state records it (nstate.c). */
     shoal_model *model; /* NULL when the preload path was missing */
     bool owned;         /* loaded by the registry (freed with it) */
     shoal_model_info info;
@@ -69,10 +71,40 @@ uint32_t ngen_position(const ngen *g);
 /* Keeps the first n positions. */
 shoal_status ngen_truncate(ngen *g, uint32_t n, shoal_error *err);
 
-/* ---- per-guest state ----------------------------------------------------------------------------- */
+/* ---- wasi_ephemeral_nn objects (nwasinn.c; here so that nstate.c can carry them) ------------------- */
 
-typedef struct nwctx nwctx; /* a wasi_ephemeral_nn execution context (nwasinn.c) */
-typedef struct nwgraph nwgraph;
+typedef struct nwopts {
+    uint32_t ctx_size;      /* 0 = the model's */
+    int64_t n_predict;      /* < 0: until end of generation or a full context */
+    int64_t n_gpu_layers;   /* accepted; the preload target decides where the model runs */
+    shoal_sampler_params sp;
+    char reverse_prompt[256];
+    bool stream_stdout, enable_log;
+} nwopts;
+
+typedef struct nwgraph {
+    nmodel *nm;
+    nwopts opts; /* from load_by_name_with_config: the defaults of its contexts */
+} nwgraph;
+
+/* Invariants (nstate.c checks them on load): out has room for cap_out >= n_out ids, and for n_ctx + 1
+ * once gen exists and a request began; single_started implies gen; pending is -1 or the last of out. */
+typedef struct nwctx {
+    nmodel *nm;
+    nwopts opts;
+    ngen *gen;                /* created at the first compute, with opts.ctx_size */
+    int32_t *prompt;          /* the tokenized input 0 */
+    uint32_t n_prompt, cap_prompt;
+    int32_t *out;             /* generated tokens of the current request */
+    uint32_t n_out, cap_out;
+    uint32_t reused;          /* prompt tokens whose KV was kept from the previous request */
+    int32_t pending;          /* compute_single: the last sampled token, not yet run (-1: none) */
+    bool single_started;
+} nwctx;
+
+void nwctx_destroy(nwctx *x);
+
+/* ---- per-guest state ----------------------------------------------------------------------------- */
 
 #define NN_MAX_GRAPHS 64
 #define NN_MAX_CTXS 64

@@ -41,33 +41,6 @@ enum { /* WasmEdge's WASINN::ErrNo */
     NW_MODEL_NOT_FOUND = 103,
 };
 
-typedef struct nwopts {
-    uint32_t ctx_size;      /* 0 = the model's */
-    int64_t n_predict;      /* < 0: until end of generation or a full context */
-    int64_t n_gpu_layers;   /* accepted; the preload target decides where the model runs */
-    shoal_sampler_params sp;
-    char reverse_prompt[256];
-    bool stream_stdout, enable_log;
-} nwopts;
-
-struct nwgraph {
-    nmodel *nm;
-    nwopts opts; /* from load_by_name_with_config: the defaults of its contexts */
-};
-
-struct nwctx {
-    nmodel *nm;
-    nwopts opts;
-    ngen *gen;                /* created at the first compute, with opts.ctx_size */
-    int32_t *prompt;          /* the tokenized input 0 */
-    uint32_t n_prompt, cap_prompt;
-    int32_t *out;             /* generated tokens of the current request */
-    uint32_t n_out, cap_out;
-    uint32_t reused;          /* prompt tokens whose KV was kept from the previous request */
-    int32_t pending;          /* compute_single: the last sampled token, not yet run (-1: none) */
-    bool single_started;
-};
-
 static void opts_default(nwopts *o) {
     memset(o, 0, sizeof *o);
     o->n_predict = -1;
@@ -185,7 +158,7 @@ static int32_t graph_open(shoal_nn_ctx *c, const char *name, uint32_t len, const
     return nw_err(c, o->enable_log, NW_EBUSY, "too many graphs (%d)", NN_MAX_GRAPHS);
 }
 
-static void ctx_destroy(nwctx *x) {
+void nwctx_destroy(nwctx *x) {
     if (!x)
         return;
     ngen_free(x->gen);
@@ -196,7 +169,7 @@ static void ctx_destroy(nwctx *x) {
 
 void nwasinn_free_all(shoal_nn_ctx *c) {
     for (uint32_t i = 0; i < NN_MAX_CTXS; i++) {
-        ctx_destroy(c->ctxs[i]);
+        nwctx_destroy(c->ctxs[i]);
         c->ctxs[i] = NULL;
     }
     for (uint32_t i = 0; i < NN_MAX_GRAPHS; i++) {
@@ -361,7 +334,7 @@ static shoal_status nw_finalize_ctx(shoal_call *call, const shoal_val *a, shoal_
         r[0].i32 = nw_err(c, false, NW_EINVAL, "finalize_execution_context: %u is not a context", id);
         return SHOAL_OK;
     }
-    ctx_destroy(x);
+    nwctx_destroy(x);
     c->ctxs[id] = NULL;
     r[0].i32 = NW_OK;
     return SHOAL_OK;

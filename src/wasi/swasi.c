@@ -97,6 +97,13 @@ SWasiFd *swasi_fd(shoal_wasi *w, int32_t fd, uint64_t need, uint16_t *e) {
     return f;
 }
 
+uint16_t swasi_host_fdflags(int host) {
+    int fl = fcntl(host, F_GETFL);
+    if (fl < 0)
+        return 0;
+    return (uint16_t)(((fl & O_APPEND) ? SW_FDFLAG_APPEND : 0) | ((fl & O_NONBLOCK) ? SW_FDFLAG_NONBLOCK : 0));
+}
+
 /* Takes ownership of host (closed on failure). The lowest free slot is reused, as POSIX does. */
 uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, uint64_t inh, uint32_t *out) {
     uint32_t i = 0;
@@ -115,11 +122,8 @@ uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, ui
         }
         w->nfds++;
     }
-    w->fds[i] = (SWasiFd){.host = host, .type = type, .rights_base = base, .rights_inh = inh, .stdio = -1, .origin = -1};
-    int fl = fcntl(host, F_GETFL);
-    if (fl >= 0)
-        w->fds[i].flags = (uint16_t)(((fl & O_APPEND) ? SW_FDFLAG_APPEND : 0) |
-                                     ((fl & O_NONBLOCK) ? SW_FDFLAG_NONBLOCK : 0));
+    w->fds[i] = (SWasiFd){.host = host, .type = type, .flags = swasi_host_fdflags(host), .rights_base = base,
+                          .rights_inh = inh, .stdio = -1, .origin = -1};
     *out = i;
     return SW_ESUCCESS;
 }

@@ -191,6 +191,7 @@ uint8_t swasi_filetype(unsigned st_mode);
 SWasiFd *swasi_fd(shoal_wasi *w, int32_t fd, uint64_t need_rights, uint16_t *errno_out);
 uint16_t swasi_fd_alloc(shoal_wasi *w, int host, uint8_t type, uint64_t base, uint64_t inh, uint32_t *out);
 void swasi_fd_release(SWasiFd *f);
+uint16_t swasi_host_fdflags(int host); /* SW_FDFLAG_APPEND / _NONBLOCK as the host fd has them */
 /* The guest's view of a WASI clock (host clock + offset). Returns a WASI errno (EINVAL: unknown id). */
 uint16_t swasi_clock_now(shoal_wasi *w, uint32_t id, uint64_t *out);
 /* Binds the embedder's stdio fd (-1 or a closed fd: a slot that can do nothing) as an owned duplicate:
@@ -198,6 +199,10 @@ uint16_t swasi_clock_now(shoal_wasi *w, uint32_t id, uint64_t *out);
 shoal_status swasi_stdio_open(int fd, int *host, uint8_t *type, uint64_t *rights, shoal_error *err);
 /* Appends a preopen origin (copies of both names; host made absolute where possible). */
 shoal_status swasi_origin_add(shoal_wasi *w, const char *guest, const char *host, shoal_error *err);
+
+/* swasi_state.c: parses and validates saved state bytes without touching the host (what a load does
+ * before it opens anything); SHOAL_ERR_FORMAT with a message when they are corrupt. For fuzzing. */
+shoal_status swasi_state_check(const uint8_t *p, size_t len, shoal_error *err);
 
 /* swasi_path.c: resolution confined to the directory `root`. Both return a WASI errno.
  * swasi_path_open opens `path` with open(2) flags (O_NOFOLLOW is added when !follow), *out owned.

@@ -373,6 +373,37 @@ SW_HOSTFN(swasi_fs_path_unlink_file) {
     return SW_RET(e);
 }
 
+/* After the guest renamed src (beneath dir fd a) to dst (beneath b): open fds recorded at src or beneath
+ * it now live at dst, so that a state save can still name them. Only lexical paths without ".." are
+ * followed; anything else keeps its old path, and a save (which checks every path against the object)
+ * then refuses that fd rather than reopening the wrong file. */
+static void sw_rename_track(shoal_wasi *w, const SWasiFd *a, const char *src, const SWasiFd *b, const char *dst) {
+    if (a->origin < 0 || !a->path || a->origin != b->origin || !b->path)
+        return;
+    int32_t origin = a->origin;
+    int dd1 = 0, dd2 = 0;
+    char *from = swasi_path_join(a->path, src, &dd1), *to = swasi_path_join(b->path, dst, &dd2);
+    if (from && to && !dd1 && !dd2 && strcmp(from, ".") != 0) {
+        size_t n = strlen(from), tn = strlen(to);
+        for (uint32_t i = 0; i < w->nfds; i++) {
+            SWasiFd *f = &w->fds[i];
+            if (f->host < 0 || f->origin != origin || !f->path || strncmp(f->path, from, n) != 0 ||
+                (f->path[n] != '\0' && f->path[n] != '/'))
+                continue;
+            size_t rest = strlen(f->path + n);
+            char *np = malloc(tn + rest + 1);
+            if (!np)
+                continue; /* the old path stays: a save refuses this fd instead */
+            memcpy(np, to, tn);
+            memcpy(np + tn, f->path + n, rest + 1);
+            free(f->path);
+            f->path = np;
+        }
+    }
+    free(from);
+    free(to);
+}
+
 SW_HOSTFN(swasi_fs_path_rename) {
     char last1[256], last2[256];
     int d1 = -1, d2 = -1, tr1, tr2;
@@ -390,6 +421,15 @@ SW_HOSTFN(swasi_fs_path_rename) {
         goto done;
     }
     e = renameat(d1, last1, d2, last2) < 0 ? swasi_errno(errno) : SW_ESUCCESS;
+    if (!e) {
+        shoal_wasi *w = user;
+        char *src = malloc(SW_PATH_MAX), *dst = malloc(SW_PATH_MAX);
+        if (src && dst && !swasi_guest_path(call, (uint32_t)a[1].i32, (uint32_t)a[2].i32, src, SW_PATH_MAX) &&
+            !swasi_guest_path(call, (uint32_t)a[4].i32, (uint32_t)a[5].i32, dst, SW_PATH_MAX))
+            sw_rename_track(w, &w->fds[a[0].i32], src, &w->fds[a[3].i32], dst);
+        free(src);
+        free(dst);
+    }
 done:
     close(d1);
     if (d2 >= 0)

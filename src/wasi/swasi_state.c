@@ -370,6 +370,16 @@ bad:
     return shoal_error_set(err, SHOAL_ERR_FORMAT, "wasi state: %s (at byte %zu of %zu)", why, r.off, len);
 }
 
+shoal_status swasi_state_check(const uint8_t *p, size_t len, shoal_error *err) {
+    if (!p && len)
+        return shoal_error_set(err, SHOAL_ERR_ARG, "wasi state check: NULL bytes");
+    SWasiParsed ps = {0};
+    uint32_t argv_bytes, envp_bytes;
+    shoal_status st = sw_parse(p, len, &ps, &argv_bytes, &envp_bytes, err);
+    sw_parsed_free(&ps);
+    return st;
+}
+
 /* --- load: open ------------------------------------------------------------------------------------- */
 
 /* Reopens a saved directory or file beneath its origin's directory `root`: never creating or truncating,
@@ -478,11 +488,9 @@ shoal_status shoal_wasi_state_load(const shoal_wasi_config *cfg, const uint8_t *
             uint64_t rights;
             if ((st = swasi_stdio_open(stdio[q->which], &host, &type, &rights, err)) != SHOAL_OK)
                 goto fail;
-            *f = (SWasiFd){.host = host, .type = type, .rights_base = rights & ~q->dropped, .stdio = (int8_t)q->which,
-                           .origin = -1, .rights_full = rights};
-            int fl = fcntl(host, F_GETFL);
-            if (fl >= 0)
-                f->flags = (uint16_t)(((fl & O_APPEND) ? SW_FDFLAG_APPEND : 0) | ((fl & O_NONBLOCK) ? SW_FDFLAG_NONBLOCK : 0));
+            *f = (SWasiFd){.host = host, .type = type, .flags = swasi_host_fdflags(host),
+                           .rights_base = rights & ~q->dropped, .stdio = (int8_t)q->which, .origin = -1,
+                           .rights_full = rights};
             continue;
         }
         const SWasiOrigin *o = &w->origins[q->origin];
@@ -497,8 +505,9 @@ shoal_status shoal_wasi_state_load(const shoal_wasi_config *cfg, const uint8_t *
         int host = -1;
         const char *why = sw_reopen(*root, q, &host);
         if (why) {
-            st = shoal_error_set(err, SHOAL_ERR_IO, "wasi: cannot reopen fd %u ('%s' beneath '%s', host directory '%s'): %s",
-                                 i, q->path, o->guest, o->host, why);
+            st = shoal_error_set(err, SHOAL_ERR_IO,
+                                 "wasi: cannot reopen fd %u ('%s' beneath '%s', host directory '%s'): %s", i, q->path,
+                                 o->guest, o->host, why);
             goto fail;
         }
         /* rights as saved, within what the kind of object allows (as path_open grants them) */

@@ -301,12 +301,92 @@ static void test_refuse_corrupt(void **state) {
         expect_refusal(SHOAL_KV_F32, 64, tmp("bad.st"), SHOAL_ERR_FORMAT, "checksum");
         b[at[i]] ^= 0x01;
     }
+    /* A flipped bit in the model id is corruption too, not "another model": the restore refuses the header
+     * at once but still hashes the data to say which. */
+    char *id = strstr((char *)b + 8, "\"model_id\":\"sha256:");
+    assert_non_null(id);
+    size_t at_id = (size_t)((uint8_t *)id - b) + 20;
+    b[at_id] ^= 0x01;
+    spit(tmp("bad.st"), b, n);
+    expect_refusal(SHOAL_KV_F32, 64, tmp("bad.st"), SHOAL_ERR_FORMAT, "checksum");
+    b[at_id] ^= 0x01;
     /* Garbage in the JSON header, and a file that is not a snapshot at all. */
     b[9] = '#';
     spit(tmp("bad.st"), b, n);
     expect_refusal(SHOAL_KV_F32, 64, tmp("bad.st"), SHOAL_ERR_FORMAT, "not a Shoal KV snapshot");
     expect_refusal(SHOAL_KV_F32, 64, stories, SHOAL_ERR_FORMAT, "");
     free(b);
+}
+
+/* A file too large to be read whole (over 256 KiB: the restore streams it into the cache; from 4 MiB on
+ * with the hash on a second thread) with a flipped bit at its very end is found out only after the rows
+ * were overwritten: the restore puts back the rows of the session it refused. And intact, it restores a
+ * session that continues like the saved one. */
+static void stream_rollback(shoal_model *m, uint32_t n, uint32_t vocab) {
+    int32_t *ids = malloc(n * sizeof *ids);
+    for (uint32_t i = 0; i < n; i++)
+        ids[i] = (int32_t)(1 + (i * 53) % (vocab - 1));
+    shoal_session *s = new_session(m, SHOAL_KV_F32, n + 1), *v = new_session(m, SHOAL_KV_F32, n + 1);
+    assert_int_equal(shoal_session_prefill(s, ids, n, NULL, NULL), SHOAL_OK);
+    shoal_snapshot_save_opts so = {ids, n, NULL, NULL};
+    assert_int_equal(shoal_session_save(s, tmp("big.st"), &so, NULL), SHOAL_OK);
+    /* The victim holds the first 300 tokens of another sequence; its next logits are the reference. */
+    int32_t other[300];
+    for (int i = 0; i < 300; i++)
+        other[i] = (int32_t)(1 + (i * 37) % (vocab - 1));
+    float *before = malloc(vocab * 4), *now = malloc(vocab * 4);
+    shoal_session *twin_s = new_session(m, SHOAL_KV_F32, n + 1);
+    assert_int_equal(shoal_session_prefill(twin_s, other, 300, NULL, NULL), SHOAL_OK);
+    assert_int_equal(shoal_session_decode(twin_s, 77, before, NULL), SHOAL_OK);
+    shoal_session_free(twin_s);
+    assert_int_equal(shoal_session_prefill(v, other, 300, NULL, NULL), SHOAL_OK);
+    size_t len;
+    uint8_t *b = slurp(tmp("big.st"), &len);
+    assert_true(len > (256u << 10));
+    b[len - 3] ^= 0x10;
+    spit(tmp("bigbad.st"), b, len);
+    free(b);
+    shoal_error err = {0};
+    assert_int_equal(shoal_session_restore(v, tmp("bigbad.st"), NULL, &err), SHOAL_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "checksum"));
+    assert_int_equal(shoal_session_position(v), 300);
+    assert_int_equal(shoal_session_decode(v, 77, now, NULL), SHOAL_OK);
+    assert_memory_equal(now, before, vocab * 4);
+    /* The intact file, into the same session (now holding 301 positions). */
+    if (shoal_session_restore(v, tmp("big.st"), NULL, &err))
+        fail_msg("restore: %s", err.message);
+    assert_int_equal(shoal_session_position(v), n);
+    assert_int_equal(shoal_session_decode(s, 77, before, NULL), SHOAL_OK);
+    assert_int_equal(shoal_session_decode(v, 77, now, NULL), SHOAL_OK);
+    assert_memory_equal(now, before, vocab * 4);
+    free(before);
+    free(now);
+    free(ids);
+    shoal_session_free(v);
+    shoal_session_free(s);
+}
+
+static void test_stream_rollback(void **state) {
+    (void)state;
+    stream_rollback(model, 400, V); /* 0.5 MiB */
+    /* 8 MiB: a random model of stories260K's vocabulary, wider and with a longer context. */
+    lmodel_config c = model->m->cfg;
+    c.dim = 256;
+    c.n_layers = 4;
+    c.n_heads = c.n_kv_heads = 8;
+    c.head_dim = 32;
+    c.hidden_dim = 512;
+    c.seq_len = 1024;
+    lload_write_opts wo = {.type = LDT_F32};
+    shoal_model_options mo = {0};
+    mo.n_threads = 2;
+    shoal_model *wide = NULL;
+    shoal_error err = {0};
+    if (lload_write_random(&c, NULL, 11, tmp("wide.gguf"), &wo, &err) ||
+        shoal_model_load(tmp("wide.gguf"), &mo, &wide, &err))
+        fail_msg("wide model: %s", err.message);
+    stream_rollback(wide, 1000, V);
+    shoal_model_free(wide);
 }
 
 /* Saving over an existing snapshot replaces it whole, and leaves no temporary behind. */
@@ -383,6 +463,7 @@ int main(void) {
         cmocka_unit_test(test_refuse_model_shape_dtype_ctx),
         cmocka_unit_test(test_refuse_truncated),
         cmocka_unit_test(test_refuse_corrupt),
+        cmocka_unit_test(test_stream_rollback),
         cmocka_unit_test(test_replace),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

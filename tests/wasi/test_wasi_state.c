@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 
 #include "kbuf.h"
 #include "shoal.h"
+#include "swasi.h"
 
 static shoal_module *mod;
 static char root[256]; /* a temporary directory holding every tree of this test */
@@ -256,52 +258,86 @@ static int phase2(G *g, const Fds *f, int64_t *res) {
 #undef R
 }
 
+/* Everything until EOF (every write end is closed by then). */
 static void pipe_read(int fd, char *buf, size_t cap) {
-    ssize_t n = read(fd, buf, cap - 1);
-    buf[n > 0 ? n : 0] = '\0';
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap - 1 && (n = read(fd, buf + got, cap - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
 }
 
-static void test_resume_equals_uninterrupted(void **state) {
-    (void)state;
-    int64_t ref[NRES], got[NRES];
-    char ref_out[64], got_out[64];
-    Fds fr, fs;
-
-    /* the reference: never stopped */
-    const char *rd = make_tree("ref");
+/* The run that never stopped, on a fresh tree: its phase-2 results and what it wrote to stdout. */
+static int run_reference(const char *name, Fds *f, int64_t *res, char *out, size_t cap, const char **dir) {
+    const char *rd = make_tree(name);
     int pr[2];
     assert_int_equal(pipe(pr), 0);
     G g = {0};
     g_start(&g, new_wasi(rd, pr[1]));
     close(pr[1]);
-    phase1(&g, &fr);
+    phase1(&g, f);
     between(rd);
-    int nref = phase2(&g, &fr, ref);
+    int n = phase2(&g, f, res);
     g_stop(&g);
     shoal_wasi_free(g.w);
-    pipe_read(pr[0], ref_out, sizeof ref_out);
+    pipe_read(pr[0], out, cap);
     close(pr[0]);
+    *dir = rd;
+    return n;
+}
 
-    /* the same, stopped between the phases and continued from the bytes elsewhere */
-    const char *s1 = make_tree("s1");
-    int p1[2], p2[2];
+/* Phase 1 on a fresh tree root/name, saved; the tree is then moved to root/moved/name (the old path is
+ * gone) and the host appends to the log. Returns the bytes; *dir gets the new place. */
+static uint8_t *run_phase1_and_move(const char *name, Fds *f, size_t *len, char *dir, size_t dcap, char *out1,
+                                    size_t ocap) {
+    const char *s1 = make_tree(name);
+    int p1[2];
     assert_int_equal(pipe(p1), 0);
-    assert_int_equal(pipe(p2), 0);
+    G g = {0};
     g_start(&g, new_wasi(s1, p1[1]));
     close(p1[1]);
-    phase1(&g, &fs);
+    phase1(&g, f);
     uint8_t *blob;
-    size_t len;
-    save(g.w, &blob, &len);
+    save(g.w, &blob, len);
     g_stop(&g);
     shoal_wasi_free(g.w);
-    char s2[300];
-    snprintf(s2, sizeof s2, "%s/moved/s2", root);
-    sh("mkdir -p '%s/moved' && cp -a '%s' '%s' && rm -rf '%s'", root, s1, s2, s1);
-    between(s2);
+    pipe_read(p1[0], out1, ocap);
+    close(p1[0]);
+    snprintf(dir, dcap, "%s/moved/%s", root, name);
+    sh("mkdir -p '%s/moved' && cp -a '%s' '%s' && rm -rf '%s'", root, s1, dir, s1);
+    between(dir);
+    return blob;
+}
+
+static void compare(const int64_t *ref, int nref, const int64_t *got, int ngot, const char *rd, const char *dir) {
+    assert_int_equal(ngot, nref);
+    for (int i = 0; i < nref; i++)
+        if (ref[i] != got[i])
+            fail_msg("phase-2 result %d: %lld after the resume, %lld without a stop", i, (long long)got[i],
+                     (long long)ref[i]);
+    assert_string_equal(get_file(dir, "log.txt"), "start\npppext\nqqq");
+    assert_string_equal(get_file(dir, "log.txt"), get_file(rd, "log.txt"));
+    assert_string_equal(get_file(dir, "out.bin"), "aaXXaa");
+    assert_string_equal(get_file(dir, "out.bin"), get_file(rd, "out.bin"));
+    assert_string_equal(get_file(dir, "in.txt"), "0123456789abcdefghij");
+}
+
+static void test_resume_equals_uninterrupted(void **state) {
+    (void)state;
+    int64_t ref[NRES], got[NRES];
+    char ref_out[64], got_out[64], p1_out[16], dir[300];
+    Fds fr, fs;
+    const char *rd;
+    int nref = run_reference("ref", &fr, ref, ref_out, sizeof ref_out, &rd);
+
+    size_t len;
+    uint8_t *blob = run_phase1_and_move("s1", &fs, &len, dir, sizeof dir, p1_out, sizeof p1_out);
+    assert_memory_equal(&fr, &fs, offsetof(Fds, mono)); /* the same fd numbers */
+    int p2[2];
+    assert_int_equal(pipe(p2), 0);
     shoal_wasi *w2 = NULL;
     shoal_error err;
-    if (load(s2, p2[1], blob, len, &w2, &err) != SHOAL_OK)
+    if (load(dir, p2[1], blob, len, &w2, &err) != SHOAL_OK)
         fail_msg("load: %s", err.message);
     close(p2[1]);
     /* a loaded state saves and loads again */
@@ -313,31 +349,98 @@ static void test_resume_equals_uninterrupted(void **state) {
         fail_msg("reload: %s", err.message);
     shoal_wasi_free(w3);
     free(blob2);
+    G g = {0};
     g_start(&g, w2);
     int ngot = phase2(&g, &fs, got);
     g_stop(&g);
     shoal_wasi_free(w2);
     free(blob);
     pipe_read(p2[0], got_out, sizeof got_out);
-    char p1_out[16];
-    pipe_read(p1[0], p1_out, sizeof p1_out);
-    close(p1[0]);
     close(p2[0]);
 
-    assert_int_equal(ngot, nref);
-    assert_memory_equal(&fr, &fs, offsetof(Fds, mono)); /* the same fd numbers */
-    for (int i = 0; i < nref; i++)
-        if (ref[i] != got[i])
-            fail_msg("phase-2 result %d: %lld after the resume, %lld without a stop", i, (long long)got[i],
-                     (long long)ref[i]);
+    compare(ref, nref, got, ngot, rd, dir);
     assert_string_equal(got_out, "ZZ");
     assert_string_equal(ref_out, "ZZ");
-    assert_string_equal(p1_out, ""); /* the first process's stdout got nothing of phase 2 */
-    assert_string_equal(get_file(s2, "log.txt"), "start\npppext\nqqq");
-    assert_string_equal(get_file(s2, "log.txt"), get_file(rd, "log.txt"));
-    assert_string_equal(get_file(s2, "out.bin"), "aaXXaa");
-    assert_string_equal(get_file(s2, "out.bin"), get_file(rd, "out.bin"));
-    assert_string_equal(get_file(s2, "in.txt"), "0123456789abcdefghij");
+    assert_string_equal(p1_out, ""); /* the first WASI object's stdout got nothing of phase 2 */
+}
+
+/* The same with phase 2 in another process (this program re-executed with --phase2): nothing but the
+ * bytes and the moved directory cross over. */
+static const char *self_exe;
+
+static int phase2_child(const char *job, const char *dir, const char *results) {
+    FILE *f = fopen(job, "rb");
+    Fds fs;
+    static uint8_t blob[65536];
+    size_t len = 0;
+    if (!f || fread(&fs, sizeof fs, 1, f) != 1)
+        return 2;
+    len = fread(blob, 1, sizeof blob, f);
+    fclose(f);
+    shoal_wasi *w = NULL;
+    shoal_error err;
+    if (load(dir, 1, blob, len, &w, &err) != SHOAL_OK) {
+        fprintf(stderr, "child load: %s\n", err.message);
+        return 3;
+    }
+    G g = {0};
+    g_start(&g, w);
+    int64_t got[NRES];
+    int32_t n = phase2(&g, &fs, got);
+    g_stop(&g);
+    shoal_wasi_free(w);
+    f = fopen(results, "wb");
+    if (!f || fwrite(&n, sizeof n, 1, f) != 1 || fwrite(got, sizeof got[0], (size_t)n, f) != (size_t)n)
+        return 4;
+    return fclose(f) == 0 ? 0 : 4;
+}
+
+static void test_resume_in_new_process(void **state) {
+    (void)state;
+    int64_t ref[NRES], got[NRES];
+    char ref_out[64], got_out[64], p1_out[16], dir[300], job[300], results[300];
+    Fds fr, fs;
+    const char *rd;
+    int nref = run_reference("ref2", &fr, ref, ref_out, sizeof ref_out, &rd);
+    size_t len;
+    uint8_t *blob = run_phase1_and_move("s4", &fs, &len, dir, sizeof dir, p1_out, sizeof p1_out);
+    snprintf(job, sizeof job, "%s/job.bin", root);
+    snprintf(results, sizeof results, "%s/results.bin", root);
+    FILE *f = fopen(job, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(&fs, sizeof fs, 1, f), 1);
+    assert_int_equal(fwrite(blob, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    free(blob);
+
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        close(out[1]);
+        execl(self_exe, self_exe, "--phase2", job, dir, results, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    pipe_read(out[0], got_out, sizeof got_out);
+    close(out[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    f = fopen(results, "rb");
+    assert_non_null(f);
+    int32_t ngot = 0;
+    assert_int_equal(fread(&ngot, sizeof ngot, 1, f), 1);
+    assert_true(ngot > 0 && ngot <= NRES);
+    assert_int_equal(fread(got, sizeof got[0], (size_t)ngot, f), (size_t)ngot);
+    fclose(f);
+    compare(ref, nref, got, ngot, rd, dir);
+    assert_string_equal(got_out, "ZZ");
+    assert_string_equal(ref_out, "ZZ");
 }
 
 /* --- clocks ---------------------------------------------------------------------------------------- */
@@ -480,6 +583,80 @@ static void test_save_refusals(void **state) {
     assert_int_equal(shoal_wasi_state_save(NULL, &p, &len, &err), SHOAL_ERR_ARG);
 }
 
+/* Files and directories the guest renames while they are open are still carried, by their new paths. */
+static void test_guest_renames(void **state) {
+    (void)state;
+    const char *d = make_tree("rename");
+    G g = {0};
+    g_start(&g, new_wasi(d, -1));
+    put_file(d, "gone.txt", "renamed-content");
+    int64_t f = C(&g, "g_open", 3, 7, 0, 0, 0);
+    g_read_str(&g, f, 3, "ren");
+    assert_int_equal(C(&g, "g_rename", 3, 7, 10), 0); /* gone.txt -> renamed.txt */
+    int64_t dir = C(&g, "g_open", 3, 2, O_DIR_, 0, 0);
+    int64_t deep = C(&g, "g_open", dir, 3, 0, 0, 0);
+    g_read_str(&g, deep, 2, "de");
+    assert_int_equal(C(&g, "g_rename", 3, 2, 11), 0); /* sub -> sub2, with dir and deep open beneath it */
+    uint8_t *p;
+    size_t len;
+    save(g.w, &p, &len);
+    g_stop(&g);
+    shoal_wasi_free(g.w);
+    shoal_wasi *w = NULL;
+    shoal_error err;
+    if (load(d, -1, p, len, &w, &err) != SHOAL_OK)
+        fail_msg("load: %s", err.message);
+    free(p);
+    g_start(&g, w);
+    g_read_str(&g, f, 4, "amed");
+    g_read_str(&g, deep, 3, "ep-");
+    assert_true(C(&g, "g_readdir", dir, 0) >= 5); /* ., .., deep.txt, in.txt, inner */
+    g_stop(&g);
+    shoal_wasi_free(w);
+}
+
+/* Stdio follows the guest's fd numbers to the new process's stdio fds: a closed stdin becomes a working
+ * one, and a stdout the guest renumbered onto another fd writes to the new stdout from there. */
+static void test_stdio_rebinding(void **state) {
+    (void)state;
+    const char *d = make_tree("stdio");
+    G g = {0};
+    g_start(&g, new_wasi(d, -1)); /* stdin and stdout closed */
+    assert_int_equal(C(&g, "g_rights", 0, 0), 0);
+    int64_t fd = C(&g, "g_open", 3, 0, 0, 0, 0);
+    assert_int_equal(C(&g, "g_renumber", 1, fd), 0); /* stdout now at fd; slot 1 is free */
+    uint8_t *p;
+    size_t len;
+    save(g.w, &p, &len);
+    g_stop(&g);
+    shoal_wasi_free(g.w);
+    int in[2], out[2];
+    assert_int_equal(pipe(in), 0);
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(write(in[1], "hi", 2), 2);
+    shoal_wasi_preopen pre = {.host_path = d, .guest_path = "/data"};
+    shoal_wasi_config c = {.npreopens = 1, .preopens = &pre, .stdin_fd = in[0], .stdout_fd = out[1], .stderr_fd = 2};
+    shoal_wasi *w = NULL;
+    shoal_error err;
+    if (shoal_wasi_state_load(&c, p, len, &w, &err) != SHOAL_OK)
+        fail_msg("load: %s", err.message);
+    free(p);
+    close(in[0]);
+    close(out[1]);
+    g_start(&g, w);
+    assert_true(C(&g, "g_rights", 0, 0) > 0);
+    g_read_str(&g, 0, 2, "hi");
+    assert_int_equal(C(&g, "g_fdstat", 1), -8); /* EBADF: still free */
+    assert_int_equal(C(&g, "g_write", fd, 'S', 3), 3);
+    g_stop(&g);
+    shoal_wasi_free(w);
+    char buf[16];
+    pipe_read(out[0], buf, sizeof buf);
+    assert_string_equal(buf, "SSS");
+    close(in[1]);
+    close(out[0]);
+}
+
 /* A state with in.txt open at position 3 beneath the preopen of tree `name`. */
 static void small_state(const char *d, uint8_t **p, size_t *len) {
     G g = {0};
@@ -570,7 +747,29 @@ static void test_load_refusals(void **state) {
     free(p);
 }
 
-int main(void) {
+/* The fuzz seeds were written by an independent writer (Python, from the format comment in
+ * swasi_state.c): they must parse, which checks the documented field order against the code. */
+static void test_documented_format(void **state) {
+    (void)state;
+    const char *src = getenv("SHOAL_SOURCE_DIR");
+    if (!src)
+        skip();
+    for (int i = 1; i <= 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/fuzz/corpus/fuzz_wasi_state/seed%d.bin", src, i);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        uint8_t buf[1024];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        shoal_error err;
+        if (swasi_state_check(buf, n, &err) != SHOAL_OK)
+            fail_msg("%s: %s", path, err.message);
+        assert_int_equal(swasi_state_check(buf, n - 1, &err), SHOAL_ERR_FORMAT);
+    }
+}
+
+int main(int argc, char **argv) {
     const char *dir = getenv("SHOAL_GUEST_DIR");
     char path[4096];
     snprintf(path, sizeof path, "%s/wasi_state.wasm", dir ? dir : ".");
@@ -583,6 +782,15 @@ int main(void) {
         printf("load %s: %s\n", path, err.message);
         return 1;
     }
+    if (argc == 5 && !strcmp(argv[1], "--phase2")) {
+        int rc = phase2_child(argv[2], argv[3], argv[4]);
+        shoal_module_free(mod);
+        return rc;
+    }
+    static char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    self_exe = exe;
     snprintf(root, sizeof root, "/tmp/shoal-wasi-state-XXXXXX");
     if (!mkdtemp(root)) {
         perror("mkdtemp");
@@ -590,9 +798,13 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_resume_in_new_process),
         cmocka_unit_test(test_clocks_continue),
         cmocka_unit_test(test_save_refusals),
+        cmocka_unit_test(test_guest_renames),
+        cmocka_unit_test(test_stdio_rebinding),
         cmocka_unit_test(test_load_refusals),
+        cmocka_unit_test(test_documented_format),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[300];

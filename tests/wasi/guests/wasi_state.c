@@ -20,6 +20,8 @@ static const char *const paths[] = {
     "gone.txt",             /* 7 */
     "fifo",                 /* 8 */
     "lnk/../in.txt",        /* 9: lnk -> sub/inner: resolves to sub/in.txt, not in.txt */
+    "renamed.txt",          /* 10 */
+    "sub2",                 /* 11 */
 };
 
 static uint8_t buf[256];
@@ -69,6 +71,10 @@ EXPORT(g_seek) int64_t g_seek(int32_t fd, int64_t off, int32_t whence) {
 
 EXPORT(g_renumber) int32_t g_renumber(int32_t from, int32_t to) {
     return -(int32_t)__wasi_fd_renumber((__wasi_fd_t)from, (__wasi_fd_t)to);
+}
+
+EXPORT(g_rename) int32_t g_rename(int32_t dirfd, int32_t from, int32_t to) {
+    return -(int32_t)__wasi_path_rename((__wasi_fd_t)dirfd, paths[from], (__wasi_fd_t)dirfd, paths[to]);
 }
 
 EXPORT(g_close) int32_t g_close(int32_t fd) { return -(int32_t)__wasi_fd_close((__wasi_fd_t)fd); }
