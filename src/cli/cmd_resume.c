@@ -128,7 +128,7 @@ int cmd_resume(int argc, char **argv) {
         goto done;
     }
     if (nn_state && shoal_nn_state_preloads(nn_state, nn_len, &preloads, &npreloads, &err) != SHOAL_OK) {
-        fprintf(stderr, "shoal: %s: the guest's inference state: %s\n", path, err.message);
+        fprintf(stderr, "shoal: %s: %s\n", path, err.message);
         goto done;
     }
     env.device_name = in.device; /* unless --device says otherwise */
@@ -136,7 +136,7 @@ int cmd_resume(int argc, char **argv) {
     if ((status = guest_env_setup(&env, &o, preloads, npreloads, in.checkpoints)) >= 0) goto done;
     status = GUEST_EXIT_FAIL;
     if (nn_state && shoal_nn_ctx_state_load(env.nn, nn_state, nn_len, &err) != SHOAL_OK) {
-        fprintf(stderr, "shoal: %s: the guest's inference state: %s\n", path, err.message);
+        fprintf(stderr, "shoal: %s: %s\n", path, err.message);
         goto done;
     }
     if (shoal_actor_file_instantiate(file, env.module, env.imports, &env.ic, &env.instance, &err) != SHOAL_OK) {
