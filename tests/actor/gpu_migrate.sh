@@ -35,7 +35,7 @@ for M in "$@"; do
             joined=$(cat "$T/a" "$T/b" | grep -v '^frozen at\|^resumed at' | tr -d '\n')
             if [ $rc1 -eq 0 ] && [ $rc2 -eq 0 ] && [ "$joined" == "$(tr -d '\n' <"$ref")" ]; then
                 printf '%s: %-4s at %-8s %s: identical remainder (resume process %.2f s, file %s bytes)\n' \
-                    "$name" "$dir" "$1 $2" "ok" "$(echo "$t1 - $t0" | bc)" "$(stat -c %s "$T/a.act")"
+                    "$name" "$dir" "$1 $2" "ok" "$(awk "BEGIN { print $t1 - $t0 }")" "$(stat -c %s "$T/a.act")"
             else
                 echo "$name: $dir at $1 $2: FAIL (rc $rc1 $rc2)"; cat "$T/a" "$T/b" | tail -8
                 fails=$((fails + 1))
