@@ -151,6 +151,17 @@ static shoal_status call_host(SExec *ex, SFuncInst *f, SSlot *args, shoal_instan
 
 /* ---- the loop ---------------------------------------------------------------------------------- */
 
+/* Where the guest stands when it leaves Wasm code (sexec.h, SExec.at_*): for a snapshot, or a resume. */
+static inline void record_stop(SExec *ex, SFuncInst *f, SFuncInst *callee, SSlot *fp, SSlot *args,
+                               const uint32_t *ip) {
+    ex->at_func = f;
+    ex->at_callee = callee;
+    ex->at_fp = fp;
+    ex->at_args = args;
+    ex->at_ip = ip;
+    ex->at_depth = ex->depth;
+}
+
 static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, const uint32_t *resume_ip, shoal_error *err,
                         const void **export_table) {
     static const void *const labels[SO_COUNT] = {
@@ -274,12 +285,7 @@ L_call_indirect: {
 }
 call:
     if (UNLIKELY(!callee->code)) {
-        ex->at_func = cur;
-        ex->at_callee = callee;
-        ex->at_fp = fp;
-        ex->at_args = nfp;
-        ex->at_ip = ret_ip;
-        ex->at_depth = ex->depth;
+        record_stop(ex, cur, callee, fp, nfp, ret_ip);
         st = call_host(ex, callee, nfp, inst, err);
         if (UNLIKELY(st != SHOAL_OK)) goto host_failed;
         mem = inst->mem0->base;
@@ -839,12 +845,7 @@ poll:
     DISPATCH();
 
 suspend:
-    ex->at_func = cur;
-    ex->at_callee = NULL;
-    ex->at_fp = fp;
-    ex->at_args = NULL;
-    ex->at_ip = ip;
-    ex->at_depth = ex->depth;
+    record_stop(ex, cur, NULL, fp, NULL, ip);
     ex->suspended = true;
     ex->resumable = entry_depth == 0 && ex->host_depth == 0;
     goto trap;
