@@ -214,11 +214,13 @@ static shoal_status run(SExec *ex, SFuncInst *entry, SSlot *entry_fp, const uint
         goto trap;  \
     } while (0)
 #define SET_I32(k, v) (S(k).u64 = (uint32_t)(v))
-/* Taken branch through the offset in unit k; a backward one pays fuel and polls the interrupt flag. */
+/* Taken branch through the offset in unit k; a backward one pays fuel and polls the interrupt flag. k is
+ * widened to a signed size first: br_table's k is unsigned, and a negative offset added in 32-bit unsigned
+ * arithmetic would wrap into a jump four billion units forward. */
 #define BRANCH(k)                                                                                   \
     do {                                                                                            \
         int32_t o_ = (int32_t)U(k);                                                                 \
-        ip += (k) + 1 + o_;                                                                         \
+        ip += (ptrdiff_t)(k) + 1 + o_;                                                                         \
         if (o_ < 0) {                                                                               \
             ex->fuel += o_;                                                                         \
             if (UNLIKELY(ex->fuel < 0 || atomic_load_explicit(ex->intr, memory_order_relaxed)))     \

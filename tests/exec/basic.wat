@@ -41,6 +41,14 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $l)))
     (local.get $s))
+  ;; counts n down through br_table's backward edge to a loop (a negative offset taken via br_table)
+  (func (export "table_loop") (param $n i32) (result i32) (local $steps i32)
+    (loop $again
+      (local.set $steps (i32.add (local.get $steps) (i32.const 1)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (block $out
+        (br_table $out $again (i32.gt_s (local.get $n) (i32.const 0)))))
+    (local.get $steps))
   ;; multi-value block results through br_if and br_table
   (func (export "pick") (param i32) (result i32)
     (block $b2 (result i32)

@@ -309,6 +309,7 @@ static void test_control(void **state) {
     shoal_valtype t;
     assert_int_equal(shoal_export_global(in, "nope", &g, &t, NULL), SHOAL_ERR_NOTFOUND);
     assert_int_equal(call1(in, "call_ind", 2, I32(0), I32(14)).i32, 42);
+    assert_int_equal(call1(in, "table_loop", 1, I32(1000)).i32, 1000); /* br_table back to a loop */
 }
 
 /* Checks a trap: kind, function name, and that the reported offset is the trapping opcode's byte. */
