@@ -145,6 +145,7 @@ int cmd_resume(int argc, char **argv) {
     }
     shoal_actor_file_close(file);
     file = NULL;
+    env.device_name = NULL; /* pointed into the file's metadata (the actor keeps its own copy) */
     status = guest_env_run(&env, &o, true);
 done:
     shoal_actor_file_close(file);

@@ -32,13 +32,9 @@ enum { /* mirrored in include/shoal_guest.h */
     LL_ESTATE = -10,
 };
 
-static ngen *handle(shoal_nn_ctx *c, int32_t h) {
-    return h >= 1 && h <= NN_MAX_SESSIONS ? c->sessions[h - 1] : NULL;
-}
-
 #define SESSION(name)                                                                                          \
     shoal_nn_ctx *c = user;                                                                                    \
-    ngen *g = handle(c, a[0].i32);                                                                             \
+    ngen *g = nn_session(c, a[0].i32);                                                                             \
     if (!g) {                                                                                                  \
         r[0].i32 = nn_fail(c, LL_EHANDLE, name ": %d is not an open session", a[0].i32);                       \
         return SHOAL_OK;                                                                                       \

@@ -120,6 +120,11 @@ struct shoal_nn_ctx {
     shoal_wasi *wasi; /* the guest's WASI state (its directories, for snapshots: nsnap.c); may be NULL */
 };
 
+/* The shoal_llm session behind handle h (index + 1), or NULL. */
+static inline ngen *nn_session(shoal_nn_ctx *ctx, int32_t h) {
+    return h >= 1 && h <= NN_MAX_SESSIONS ? ctx->sessions[h - 1] : NULL;
+}
+
 /* Sets ctx->last_error (printf-style) and returns code. */
 int32_t nn_fail(shoal_nn_ctx *ctx, int32_t code, const char *fmt, ...)
 #if defined(__GNUC__)

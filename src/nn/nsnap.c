@@ -52,14 +52,10 @@ static int32_t guest_dir(shoal_nn_ctx *c, shoal_call *call, const char *fn, int3
     return 0;
 }
 
-static ngen *session(shoal_nn_ctx *c, int32_t h) {
-    return h >= 1 && h <= NN_MAX_SESSIONS ? c->sessions[h - 1] : NULL;
-}
-
 /* save(h, dirfd, path, path_len) -> 0 */
 static shoal_status ll_save(shoal_call *call, const shoal_val *a, shoal_val *r, void *user) {
     shoal_nn_ctx *c = user;
-    ngen *g = session(c, a[0].i32);
+    ngen *g = nn_session(c, a[0].i32);
     if (!g) {
         r[0].i32 = nn_fail(c, LL_EHANDLE, "save: %d is not an open session", a[0].i32);
         return SHOAL_OK;
@@ -89,7 +85,7 @@ static shoal_status ll_save(shoal_call *call, const shoal_val *a, shoal_val *r, 
 /* restore(h, dirfd, path, path_len) -> the restored position */
 static shoal_status ll_restore(shoal_call *call, const shoal_val *a, shoal_val *r, void *user) {
     shoal_nn_ctx *c = user;
-    ngen *g = session(c, a[0].i32);
+    ngen *g = nn_session(c, a[0].i32);
     if (!g) {
         r[0].i32 = nn_fail(c, LL_EHANDLE, "restore: %d is not an open session", a[0].i32);
         return SHOAL_OK;

@@ -365,9 +365,8 @@ shoal_status shoal_actor_file_open(const char *path, shoal_actor_file **out, sho
     if (!path || !out) return shoal_error_set(err, SHOAL_ERR_ARG, "shoal_actor_file_open: NULL argument");
     *out = NULL;
     shoal_status st = SHOAL_OK;
-    XXH3_state_t *h = NULL;
     shoal_actor_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(path)) || !(h = XXH3_createState())) {
+    if (!f || !(f->path = strdup(path))) {
         if (f) f->fd = -1;
         st = shoal_error_set(err, SHOAL_ERR_NOMEM, "out of memory");
         goto fail;
@@ -459,11 +458,9 @@ shoal_status shoal_actor_file_open(const char *path, shoal_actor_file **out, sho
             goto fail;
         }
     if ((st = parse_meta(f, err)) != SHOAL_OK || (st = parse_memory(f, err)) != SHOAL_OK) goto fail;
-    XXH3_freeState(h);
     *out = f;
     return SHOAL_OK;
 fail:
-    XXH3_freeState(h);
     shoal_actor_file_close(f);
     return st;
 }
